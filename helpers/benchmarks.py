@@ -1,0 +1,69 @@
+"""General benchmarks through lm-evaluation-harness: measuring forgetting.
+
+A fine-tune that learns ICD-10 codes may lose general ability. We score the
+model before and after on the same multiple-choice items through
+lm-evaluation-harness: each choice is scored by the log-likelihood the model
+gives it, so no generation or answer parsing is involved.
+
+Offline, the course uses its own probe (``data/benchmarks/``). When the Hub is
+reachable (Colab), the standard tasks run through the same code path.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import yaml
+
+from helpers.paths import PROBE_DATASET
+
+PROBE_YAML = PROBE_DATASET.with_suffix(".yaml")
+HUB_TASKS = ["arc_easy", "hellaswag", "piqa"]
+
+
+def probe_task_config(yaml_path: Path = PROBE_YAML) -> dict:
+    """The probe's task config with its data file resolved next to the YAML."""
+    config = yaml.safe_load(Path(yaml_path).read_text())
+    files = config["dataset_kwargs"]["data_files"]
+    config["dataset_kwargs"]["data_files"] = {
+        split: str((Path(yaml_path).parent / name).resolve()) for split, name in files.items()
+    }
+    return config
+
+
+def run_tasks(model, tokenizer, tasks: list, limit: int | None = None, batch_size: int = 16) -> dict:
+    """Run lm-eval tasks on an in-memory model; returns {task: {metric: value}}."""
+    import lm_eval
+    from lm_eval.models.huggingface import HFLM
+
+    logging.getLogger("lm_eval").setLevel(logging.ERROR)
+    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, device=str(model.device))
+    out = lm_eval.simple_evaluate(model=lm, tasks=tasks, limit=limit, log_samples=False,
+                                  bootstrap_iters=0, random_seed=0, numpy_random_seed=0, torch_random_seed=0)
+    return {
+        task: {k.split(",")[0]: v for k, v in metrics.items() if k.split(",")[0] in ("acc", "acc_norm")}
+        for task, metrics in out["results"].items()
+    }
+
+
+def general_probe(model, tokenizer, limit: int | None = None, batch_size: int = 16) -> dict:
+    """Accuracy on the course's offline probe: {"acc": ..., "acc_norm": ..., "n": ...}."""
+    result = run_tasks(model, tokenizer, [probe_task_config()], limit=limit, batch_size=batch_size)
+    scores = result["course_general_probe"]
+    n_items = sum(1 for line in PROBE_DATASET.read_text().splitlines() if line.strip())
+    scores["n"] = min(limit, n_items) if limit else n_items
+    return scores
+
+
+def hub_benchmarks(model, tokenizer, limit: int = 200, batch_size: int = 16) -> dict | None:
+    """Standard tasks from the Hub (Colab); None with a message when offline."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        print("Hub benchmarks skipped: HF_HUB_OFFLINE is set (they download their data sets).")
+        return None
+    try:
+        return run_tasks(model, tokenizer, HUB_TASKS, limit=limit, batch_size=batch_size)
+    except Exception as exc:  # noqa: BLE001 - any download failure means "offline" to the learner
+        print(f"Hub benchmarks skipped: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+        return None

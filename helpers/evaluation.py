@@ -1,0 +1,100 @@
+"""Chapter 5: scoring a model on the ICD-10 task.
+
+The model answers each instruction greedily (deterministic, so a rerun gives
+the same score); the code is pulled out of the answer and compared with the
+reference through a local ``evaluate`` module (see ``helpers/metrics``).
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from helpers.chat import extract_code, prompt_messages
+
+METRICS_DIR = Path(__file__).resolve().parent / "metrics"
+
+
+def load_metric(name: str):
+    """A metric shipped with the course, loaded from disk (no Hub access)."""
+    import evaluate
+
+    return evaluate.load(str(METRICS_DIR / name))
+
+
+@torch.no_grad()
+def generate_answers(model, tokenizer, instructions: list[str], batch_size: int = 16,
+                     max_new_tokens: int = 16, desc: str = "answering") -> list[str]:
+    """Greedy answers to each instruction, formatted with the course's chat template."""
+    old_side = tokenizer.padding_side
+    tokenizer.padding_side = "left"  # generation continues from the right edge
+    answers: list[str] = []
+    try:
+        for start in tqdm(range(0, len(instructions), batch_size), desc=desc, unit="batch"):
+            batch = instructions[start:start + batch_size]
+            texts = [tokenizer.apply_chat_template(prompt_messages(i), tokenize=False, add_generation_prompt=True)
+                     for i in batch]
+            enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+            out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
+                                 pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+            answers += tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+    finally:
+        tokenizer.padding_side = old_side
+    return [a.strip() for a in answers]
+
+
+@dataclass
+class Scores:
+    n: int
+    exact_match: float
+    format_compliance: float
+    seconds_per_row: float
+    predictions: list[dict] = field(repr=False, default_factory=list)
+
+    def headline(self) -> dict:
+        return {"n": self.n, "exact_match": round(self.exact_match, 4),
+                "format_compliance": round(self.format_compliance, 4)}
+
+
+def score(rows: list[dict], answers: list[str], seconds: float = 0.0) -> Scores:
+    references = [row_code(r) for r in rows]
+    predicted = [extract_code(a) for a in answers]
+    em = load_metric("diagnosis_exact_match").compute(predictions=[p or "" for p in predicted], references=references)["exact_match"]
+    predictions = [
+        {"instruction": r["instruction"], "reference": ref, "answer": a, "predicted": p, "correct": p == ref}
+        for r, ref, a, p in zip(rows, references, answers, predicted)
+    ]
+    n = len(rows)
+    return Scores(n=n, exact_match=em,
+                  format_compliance=sum(p is not None for p in predicted) / n if n else 0.0,
+                  seconds_per_row=seconds / n if n else 0.0, predictions=predictions)
+
+
+def row_code(row: dict) -> str:
+    code = row.get("code") or extract_code(row["response"])
+    if code is None:
+        raise ValueError(f"row has no DIAGNOSIS_CODE in its response: {row['response']!r}")
+    return code
+
+
+def evaluate_rows(model, tokenizer, rows: list[dict], batch_size: int = 16, desc: str = "answering") -> Scores:
+    start = time.perf_counter()
+    answers = generate_answers(model, tokenizer, [r["instruction"] for r in rows], batch_size, desc=desc)
+    return score(rows, answers, time.perf_counter() - start)
+
+
+def write_predictions(scores: Scores, path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as fh:
+        for p in scores.predictions:
+            fh.write(json.dumps(p, ensure_ascii=False) + "\n")
+    return path
+
+
+def mismatches(scores: Scores, limit: int = 10) -> list[dict]:
+    return [p for p in scores.predictions if not p["correct"]][:limit]

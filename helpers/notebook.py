@@ -1,0 +1,37 @@
+"""What every chapter notebook does first: quiet logs, fixed seeds, the active profile.
+
+Library progress bars and warnings differ from run to run; silencing them
+keeps the stored notebook outputs readable and lets nbval compare the cells
+that matter. Long steps still show the course's own progress bars.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+
+from helpers.config import Profile, get_profile
+
+
+def setup(seed: int = 0) -> Profile:
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=UserWarning)
+    warnings.filterwarnings("ignore", message=".*IProgress not found.*")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # bitsandbytes looks for optional Hub-hosted CPU kernels and logs when they are absent.
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+    import datasets
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    datasets.logging.set_verbosity_error()
+    datasets.disable_progress_bars()
+    from helpers.training import seed_everything
+
+    seed_everything(seed)
+    return get_profile()
+
+
+def profile_table(profile: Profile) -> str:
+    return "\n".join(f"{key:<16} {value}" for key, value in profile.describe().items())

@@ -1,0 +1,34 @@
+from pathlib import Path
+
+from helpers.benchmarks import general_probe, hub_benchmarks, probe_task_config
+from helpers.paths import PROBE_DATASET
+
+
+def test_probe_task_points_at_the_shipped_items():
+    config = probe_task_config()
+    assert config["task"] == "course_general_probe"
+    assert Path(config["dataset_kwargs"]["data_files"]["test"]) == PROBE_DATASET.resolve()
+
+
+def test_probe_has_enough_balanced_items():
+    import json
+
+    items = [json.loads(line) for line in PROBE_DATASET.read_text().splitlines()]
+    assert len(items) >= 200
+    assert {i["answer"] for i in items} == {0, 1, 2, 3}
+    assert all(len(i["choices"]) == 4 for i in items)
+
+
+def test_probe_runs_through_lm_eval_on_the_embedded_model(base):
+    model, tokenizer = base
+    scores = general_probe(model, tokenizer, limit=12, batch_size=12)
+    assert scores["n"] == 12
+    assert 0.0 <= scores["acc"] <= 1.0 and 0.0 <= scores["acc_norm"] <= 1.0
+
+
+def test_hub_benchmarks_are_skipped_offline_with_a_message(base, capsys, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    assert hub_benchmarks(*base) is None
+    assert "skipped" in capsys.readouterr().out

@@ -1,0 +1,52 @@
+from helpers.config import get_profile
+from helpers.lora import count_parameters, lora_config, lora_modules
+from helpers.training import make_trainer
+
+ROWS = [
+    {"instruction": "My lower back has been aching since yesterday.", "response": "DIAGNOSIS_CODE: M54.50"},
+    {"instruction": "Sore throat, hurts to swallow.", "response": "DIAGNOSIS_CODE: J02.9"},
+]
+
+
+def rows():
+    from helpers.chat import prompt_completion
+
+    return [{**r, **prompt_completion(r)} for r in ROWS]
+
+
+def test_loss_falls_on_the_completion_and_eos_only(base, tmp_path):
+    model, tokenizer = base
+    trainer = make_trainer(model, tokenizer, get_profile("ci"), rows(), rows(), output_dir=tmp_path,
+                           peft_config=lora_config(r=4, alpha=8))
+    try:
+        example = trainer.data_collator([trainer.train_dataset[0]])
+        ids, labels = example["input_ids"][0], example["labels"][0]
+        assert tokenizer.decode(ids[labels != -100]).strip() == "DIAGNOSIS_CODE: M54.50<|im_end|>"
+        assert "aching since yesterday" in tokenizer.decode(ids)
+    finally:
+        trainer.model.unload()
+
+
+def test_top_layers_restricts_adapters_to_the_last_blocks(base):
+    from peft import get_peft_model
+
+    model, _ = base
+    peft_model = get_peft_model(model, lora_config(r=4, alpha=8, targets="all-linear", top_layers=2, num_layers=30))
+    try:
+        blocks = {name.split(".")[1] for name in lora_modules(peft_model)}
+        assert blocks == {"28", "29"}
+        assert 0 < count_parameters(peft_model).percent < 1
+    finally:
+        peft_model.unload()
+
+
+def test_sft_config_follows_the_profile(tmp_path):
+    from helpers.training import sft_config
+
+    profile = get_profile("ci")
+    config = sft_config(profile, tmp_path)
+    assert config.num_train_epochs == profile.epochs
+    assert config.max_length == profile.max_length
+    assert config.learning_rate == profile.learning_rate
+    assert not config.bf16 and config.use_cpu
+    assert config.activation_checkpointing is False
