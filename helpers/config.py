@@ -4,7 +4,7 @@ Notebooks read every size (model, steps, batch, max_length) from the active
 profile and never hard-code one. The profile is picked by ``COURSE_PROFILE``
 or, when that is unset, detected from the hardware:
 
-* ``ci``       -- the fast CPU run that CI executes under nbval;
+* ``ci``       -- the fast CPU run that CI executes under nbval: 12 of the 44 codes;
 * ``cpu``      -- the full course on a laptop CPU (the embedded model);
 * ``colab-t4`` -- a Colab T4: fp16 (the T4 has no bf16), 4-bit base, a bigger Hub model;
 * ``gpu``      -- a recent NVIDIA GPU with bf16.
@@ -27,6 +27,7 @@ class Profile:
     device: str  # "cpu" or "cuda"
     dtype: str  # training/inference dtype: "float32", "float16" or "bfloat16"
     quantize_base: str | None  # None, "4bit" or "8bit": how chapter 4 loads the base
+    codes: int | None  # train and test on this many of the dataset's codes (None = all)
     # training (chapter 4)
     epochs: int
     batch_size: int
@@ -50,27 +51,27 @@ class Profile:
 
 PROFILES: dict[str, Profile] = {
     "ci": Profile(
-        name="ci", model_id=EMBEDDED_MODEL, device="cpu", dtype="float32", quantize_base=None,
-        epochs=3, batch_size=8, grad_accum=1, learning_rate=5e-4, max_length=128,
+        name="ci", model_id=EMBEDDED_MODEL, device="cpu", dtype="float32", quantize_base=None, codes=12,
+        epochs=7, batch_size=8, grad_accum=1, learning_rate=1e-3, max_length=128,
         lora_r=32, lora_alpha=64, lora_targets="all-linear", lora_top_layers=10,
         eval_batch_size=32, test_limit=None, probe_limit=80, rag_scope="dataset-categories",
     ),
     "cpu": Profile(
-        name="cpu", model_id=EMBEDDED_MODEL, device="cpu", dtype="float32", quantize_base=None,
-        epochs=6, batch_size=8, grad_accum=1, learning_rate=5e-4, max_length=128,
+        name="cpu", model_id=EMBEDDED_MODEL, device="cpu", dtype="float32", quantize_base=None, codes=None,
+        epochs=7, batch_size=8, grad_accum=1, learning_rate=1e-3, max_length=128,
         lora_r=32, lora_alpha=64, lora_targets="all-linear", lora_top_layers=10,
         eval_batch_size=32, test_limit=None, probe_limit=None, rag_scope="all-billable",
     ),
     "colab-t4": Profile(
         name="colab-t4", model_id="HuggingFaceTB/SmolLM2-360M-Instruct", device="cuda",
-        dtype="float16", quantize_base="4bit",
+        dtype="float16", quantize_base="4bit", codes=None,
         epochs=6, batch_size=16, grad_accum=1, learning_rate=3e-4, max_length=128,
         lora_r=32, lora_alpha=64, lora_targets="all-linear", lora_top_layers=None,
         eval_batch_size=64, test_limit=None, probe_limit=None, rag_scope="all-billable",
     ),
     "gpu": Profile(
         name="gpu", model_id="HuggingFaceTB/SmolLM2-1.7B-Instruct", device="cuda",
-        dtype="bfloat16", quantize_base=None,
+        dtype="bfloat16", quantize_base=None, codes=None,
         epochs=5, batch_size=16, grad_accum=1, learning_rate=2e-4, max_length=128,
         lora_r=32, lora_alpha=64, lora_targets="all-linear", lora_top_layers=None,
         eval_batch_size=64, test_limit=None, probe_limit=None, rag_scope="all-billable",

@@ -28,13 +28,14 @@ def load_metric(name: str):
 
 @torch.no_grad()
 def generate_answers(model, tokenizer, instructions: list[str], batch_size: int = 16,
-                     max_new_tokens: int = 16, desc: str = "answering") -> list[str]:
+                     max_new_tokens: int = 16, desc: str = "answering", progress: bool = True) -> list[str]:
     """Greedy answers to each instruction, formatted with the course's chat template."""
     old_side = tokenizer.padding_side
     tokenizer.padding_side = "left"  # generation continues from the right edge
     answers: list[str] = []
     try:
-        for start in tqdm(range(0, len(instructions), batch_size), desc=desc, unit="batch"):
+        for start in tqdm(range(0, len(instructions), batch_size), desc=desc, unit="batch",
+                          disable=not progress):
             batch = instructions[start:start + batch_size]
             texts = [tokenizer.apply_chat_template(prompt_messages(i), tokenize=False, add_generation_prompt=True)
                      for i in batch]
@@ -87,13 +88,17 @@ def evaluate_rows(model, tokenizer, rows: list[dict], batch_size: int = 16, desc
     return score(rows, answers, time.perf_counter() - start)
 
 
-def write_predictions(scores: Scores, path: Path) -> Path:
+def write_jsonl(rows: list[dict], path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8") as fh:
-        for p in scores.predictions:
-            fh.write(json.dumps(p, ensure_ascii=False) + "\n")
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
     return path
+
+
+def write_predictions(scores: Scores, path: Path) -> Path:
+    return write_jsonl(scores.predictions, path)
 
 
 def mismatches(scores: Scores, limit: int = 10) -> list[dict]:

@@ -43,10 +43,10 @@ def latency_ms(model, tokenizer, instruction: str, repeats: int = 5) -> float:
     """Median wall time of one greedy answer, in milliseconds."""
     from helpers.evaluation import generate_answers
 
-    generate_answers(model, tokenizer, [instruction], batch_size=1, desc="warm-up")
+    generate_answers(model, tokenizer, [instruction], batch_size=1, progress=False)  # warm-up
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        generate_answers(model, tokenizer, [instruction], batch_size=1, desc="timing")
+        generate_answers(model, tokenizer, [instruction], batch_size=1, progress=False)
         times.append((time.perf_counter() - start) * 1000)
     return sorted(times)[len(times) // 2]

@@ -89,8 +89,13 @@ def base_model_dir(model_id: str = EMBEDDED_MODEL, cache_dir: Path = BASE_MODEL_
     return str(cache_dir)
 
 
+def _looks_local(model_id: str) -> bool:
+    """A path rather than a Hub id ("org/name")."""
+    return model_id.startswith(("/", ".", "~")) or model_id.count("/") > 1 or Path(model_id).exists()
+
+
 def _hub_failure(model_id: str, exc: Exception) -> CourseError:
-    if os.path.sep in model_id or model_id.startswith("."):
+    if _looks_local(model_id):
         if not Path(model_id).exists():
             return CourseError(f"model directory '{model_id}' does not exist")
         return CourseError(f"'{model_id}' is not a model directory ({type(exc).__name__}: {exc})".splitlines()[0])

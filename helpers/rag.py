@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 
-from helpers.chat import extract_code
 from helpers.paths import OUTPUTS
 
 RAG_DIR = OUTPUTS / "rag"
@@ -107,9 +106,20 @@ def rag_instruction(instruction: str, hits: list[Hit]) -> str:
             "Answer as DIAGNOSIS_CODE: <code>, choosing one of the candidates.")
 
 
+def chosen_candidates(answers: list[str], hits: list[list[Hit]]) -> list[str]:
+    """Read each free-text answer leniently: the first retrieved candidate code it mentions.
+
+    A small base model often names the right candidate without following the
+    answer format; this measures what it chose, not how it phrased it.
+    """
+    chosen = []
+    for answer, hs in zip(answers, hits):
+        mentioned = [(answer.find(h.code), h.code) for h in hs if h.code in answer]
+        chosen.append(f"DIAGNOSIS_CODE: {min(mentioned)[1]}" if mentioned else answer)
+    return chosen
+
+
 def top1_answers(hits: list[list[Hit]]) -> list[str]:
     return [f"DIAGNOSIS_CODE: {hs[0].code}" if hs else "" for hs in hits]
 
 
-__all__ = ["billable_codes", "build_index", "document_text", "embed", "extract_code", "load_embedder",
-           "rag_instruction", "recall_at", "retrieve", "top1_answers"]

@@ -24,8 +24,17 @@ def test_gpu_profile_uses_bf16():
     assert PROFILES["gpu"].dtype == "bfloat16"
 
 
-def test_ci_profile_is_smaller_than_cpu():
-    assert PROFILES["ci"].epochs < PROFILES["cpu"].epochs
+def test_ci_profile_trains_on_a_subset_of_codes_and_cpu_on_all():
+    assert PROFILES["ci"].codes and PROFILES["cpu"].codes is None
+    assert PROFILES["ci"].rag_scope == "dataset-categories" and PROFILES["cpu"].rag_scope == "all-billable"
+
+
+def test_ci_subset_is_spread_over_the_codes():
+    from helpers.training import load_split, select_codes
+
+    assert select_codes(list("ABCDEFGH"), 4) == ["A", "C", "E", "G"]
+    rows = load_split("train", PROFILES["ci"])
+    assert len({r["code"] for r in rows}) == PROFILES["ci"].codes
 
 
 def test_environment_variable_picks_the_profile(monkeypatch):

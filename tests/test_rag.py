@@ -19,3 +19,11 @@ def test_retrieval_finds_a_code_from_its_own_wording(tmp_path):
     hits = retrieve(index, embedder, ["lumbago", "acute pharyngitis"], k=3)
     assert recall_at(hits, ["M54.50", "J02.9"], 3) == 1.0
     assert (tmp_path / "index.npy").is_file()  # embeddings cached for the next run
+
+
+def test_chosen_candidates_reads_the_first_candidate_mentioned():
+    from helpers.rag import Hit, chosen_candidates
+
+    hits = [[Hit("M54.50", 0.9), Hit("M54.59", 0.8)], [Hit("R05.9", 0.7)]]
+    answers = ["The correct answer is M54.59, not M54.50", "I am not sure"]
+    assert chosen_candidates(answers, hits) == ["DIAGNOSIS_CODE: M54.59", "I am not sure"]

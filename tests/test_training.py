@@ -50,3 +50,11 @@ def test_sft_config_follows_the_profile(tmp_path):
     assert config.learning_rate == profile.learning_rate
     assert not config.bf16 and config.use_cpu
     assert config.activation_checkpointing is False
+
+
+def test_an_adapter_records_the_profile_it_was_trained_in(tmp_path):
+    from helpers.training import PROFILE_STAMP, adapter_profile
+
+    assert adapter_profile(tmp_path) is None
+    (tmp_path / PROFILE_STAMP).write_text('{"profile": "ci"}')
+    assert adapter_profile(tmp_path) == "ci"
