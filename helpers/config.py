@@ -65,14 +65,14 @@ PROFILES: dict[str, Profile] = {
     "colab-t4": Profile(
         name="colab-t4", model_id="HuggingFaceTB/SmolLM2-360M-Instruct", device="cuda",
         dtype="float16", quantize_base="4bit", codes=None,
-        epochs=6, batch_size=16, grad_accum=1, learning_rate=3e-4, max_length=128,
+        epochs=7, batch_size=16, grad_accum=1, learning_rate=5e-4, max_length=128,
         lora_r=32, lora_alpha=64, lora_targets="all-linear", lora_top_layers=None,
         eval_batch_size=64, test_limit=None, probe_limit=None, rag_scope="all-billable",
     ),
     "gpu": Profile(
         name="gpu", model_id="HuggingFaceTB/SmolLM2-1.7B-Instruct", device="cuda",
         dtype="bfloat16", quantize_base=None, codes=None,
-        epochs=5, batch_size=16, grad_accum=1, learning_rate=2e-4, max_length=128,
+        epochs=7, batch_size=16, grad_accum=1, learning_rate=5e-4, max_length=128,
         lora_r=32, lora_alpha=64, lora_targets="all-linear", lora_top_layers=None,
         eval_batch_size=64, test_limit=None, probe_limit=None, rag_scope="all-billable",
     ),

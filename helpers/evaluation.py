@@ -82,9 +82,11 @@ def row_code(row: dict) -> str:
     return code
 
 
-def evaluate_rows(model, tokenizer, rows: list[dict], batch_size: int = 16, desc: str = "answering") -> Scores:
+def evaluate_rows(model, tokenizer, rows: list[dict], batch_size: int = 16, desc: str = "answering",
+                  progress: bool = True) -> Scores:
     start = time.perf_counter()
-    answers = generate_answers(model, tokenizer, [r["instruction"] for r in rows], batch_size, desc=desc)
+    answers = generate_answers(model, tokenizer, [r["instruction"] for r in rows], batch_size, desc=desc,
+                               progress=progress)
     return score(rows, answers, time.perf_counter() - start)
 
 

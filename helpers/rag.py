@@ -54,7 +54,8 @@ def load_embedder():
     return SentenceTransformer(str(get_model_path()), device="cpu")
 
 
-def embed(embedder, texts: list[str], batch_size: int = 128) -> np.ndarray:
+def embed(embedder, texts: list[str], batch_size: int = 32) -> np.ndarray:
+    # Small batches pad less: measured 30 % faster than 128 on the short ICD-10 titles (2 CPU cores).
     return embedder.encode(texts, batch_size=batch_size, normalize_embeddings=True,
                            show_progress_bar=len(texts) > batch_size, convert_to_numpy=True)
 

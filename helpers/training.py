@@ -204,7 +204,7 @@ def exact_match_callback(tokenizer, rows: list[dict], batch_size: int = 32):
         def on_epoch_end(self, args, state, control, model=None, **kwargs):
             was_training = model.training
             model.eval()
-            scores = evaluate_rows(model, tokenizer, rows, batch_size, desc=f"val exact match, epoch {state.epoch:.0f}")
+            scores = evaluate_rows(model, tokenizer, rows, batch_size, progress=False)
             model.train(was_training)
             self.history.append((round(state.epoch), scores.exact_match))
             state.log_history.append({"epoch": state.epoch, "step": state.global_step,
