@@ -33,6 +33,7 @@ from pathlib import Path
 
 from helpers.chat import prompt_completion
 from helpers.errors import CourseError, run_cli
+from helpers.jsonl import write_jsonl
 from helpers.paths import show
 
 RESPONSE_RE = re.compile(r"^DIAGNOSIS_CODE:\s*(\S+)$")
@@ -215,15 +216,10 @@ def curate(inputs: list[Path], out_dir: Path, seed: int = 0) -> dict:
 
     splits = split(kept, seed=seed)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     for name, rows in splits.items():
-        with open(out_dir / f"{name}.jsonl", "w", encoding="utf-8") as fh:
-            for row in rows:
-                record = {**row.data, "code": row.code, **prompt_completion(row.data)}
-                fh.write(json.dumps(record, ensure_ascii=False) + "\n")
-    with open(out_dir / "rejects.jsonl", "w", encoding="utf-8") as fh:
-        for reject in rejects:
-            fh.write(json.dumps(reject.as_dict(), ensure_ascii=False) + "\n")
+        write_jsonl(({**row.data, "code": row.code, **prompt_completion(row.data)} for row in rows),
+                    out_dir / f"{name}.jsonl")
+    write_jsonl((reject.as_dict() for reject in rejects), out_dir / "rejects.jsonl")
 
     report = {
         "input_rows": len(parsed),

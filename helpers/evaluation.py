@@ -6,7 +6,6 @@ reference through a local ``evaluate`` module (see ``helpers/metrics``).
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +14,7 @@ import torch
 from tqdm import tqdm
 
 from helpers.chat import extract_code, prompt_messages
+from helpers.jsonl import write_jsonl
 
 METRICS_DIR = Path(__file__).resolve().parent / "metrics"
 
@@ -88,15 +88,6 @@ def evaluate_rows(model, tokenizer, rows: list[dict], batch_size: int = 16, desc
     answers = generate_answers(model, tokenizer, [r["instruction"] for r in rows], batch_size, desc=desc,
                                progress=progress)
     return score(rows, answers, time.perf_counter() - start)
-
-
-def write_jsonl(rows: list[dict], path: Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-    return path
 
 
 def write_predictions(scores: Scores, path: Path) -> Path:

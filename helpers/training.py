@@ -162,7 +162,6 @@ def peft_config_for(profile: Profile, model):
 
 def train_adapter(profile: Profile, out_dir: Path = ADAPTER_DIR, callbacks=None):
     """Chapter 4's recipe end to end: returns the trainer after saving the adapter."""
-    seed_everything(0)
     model, tokenizer = model_for_training(profile)
     trainer = make_trainer(model, tokenizer, profile, load_split("train", profile), load_split("val", profile),
                            peft_config=peft_config_for(profile, model), callbacks=callbacks)
@@ -177,13 +176,14 @@ def ensure_adapter(profile: Profile, out_dir: Path = ADAPTER_DIR) -> Path:
     An adapter stamped with another profile (say ``ci``'s 12-code run) is
     retrained, so a chapter never scores a model trained for a different run.
     """
-    if not (Path(out_dir) / "adapter_config.json").is_file():
+    out_dir = Path(out_dir)
+    if not (out_dir / "adapter_config.json").is_file():
         print("No adapter from chapter 4 yet: training one with the same recipe ...")
         train_adapter(profile, out_dir)
-    elif adapter_profile(out_dir) not in (None, profile.name):
-        print(f"The adapter was trained in the {adapter_profile(out_dir)!r} profile: retraining for {profile.name!r} ...")
+    elif (trained_in := adapter_profile(out_dir)) not in (None, profile.name):
+        print(f"The adapter was trained in the {trained_in!r} profile: retraining for {profile.name!r} ...")
         train_adapter(profile, out_dir)
-    return Path(out_dir)
+    return out_dir
 
 
 def exact_match_callback(tokenizer, rows: list[dict], batch_size: int = 32):
