@@ -4,7 +4,7 @@ Notebooks read every size (model, steps, batch, max_length) from the active
 profile and never hard-code one. The profile is picked by ``COURSE_PROFILE``
 or, when that is unset, detected from the hardware:
 
-* ``ci``       -- the fast CPU run that CI executes under nbval: 12 of the 44 codes;
+* ``ci``       -- the fast CPU run that CI executes under nbval: 12 of the dataset's 64 codes;
 * ``cpu``      -- the full course on a laptop CPU (the embedded model);
 * ``colab-t4`` -- a Colab T4: fp16 (the T4 has no bf16), 4-bit base, a bigger Hub model;
 * ``gpu``      -- a recent NVIDIA GPU with bf16.
@@ -33,7 +33,7 @@ class Profile:
     batch_size: int
     grad_accum: int
     learning_rate: float
-    max_length: int
+    max_length: int | None  # tokens per example; None = the limit chapter 1 chose from the data
     lora_r: int
     lora_alpha: int
     lora_targets: str  # "attention" or "all-linear"
@@ -52,27 +52,27 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     "ci": Profile(
         name="ci", model_id=EMBEDDED_MODEL, device="cpu", dtype="float32", quantize_base=None, codes=12,
-        epochs=7, batch_size=8, grad_accum=1, learning_rate=1e-3, max_length=128,
+        epochs=7, batch_size=8, grad_accum=1, learning_rate=1e-3, max_length=None,
         lora_r=32, lora_alpha=64, lora_targets="all-linear", lora_top_layers=10,
         eval_batch_size=32, test_limit=None, probe_limit=80, rag_scope="dataset-categories",
     ),
     "cpu": Profile(
         name="cpu", model_id=EMBEDDED_MODEL, device="cpu", dtype="float32", quantize_base=None, codes=None,
-        epochs=7, batch_size=8, grad_accum=1, learning_rate=1e-3, max_length=128,
+        epochs=7, batch_size=8, grad_accum=1, learning_rate=1e-3, max_length=None,
         lora_r=32, lora_alpha=64, lora_targets="all-linear", lora_top_layers=10,
         eval_batch_size=32, test_limit=None, probe_limit=None, rag_scope="all-billable",
     ),
     "colab-t4": Profile(
         name="colab-t4", model_id="HuggingFaceTB/SmolLM2-360M-Instruct", device="cuda",
         dtype="float16", quantize_base="4bit", codes=None,
-        epochs=7, batch_size=16, grad_accum=1, learning_rate=5e-4, max_length=128,
+        epochs=7, batch_size=16, grad_accum=1, learning_rate=5e-4, max_length=None,
         lora_r=32, lora_alpha=64, lora_targets="all-linear", lora_top_layers=None,
         eval_batch_size=64, test_limit=None, probe_limit=None, rag_scope="all-billable",
     ),
     "gpu": Profile(
         name="gpu", model_id="HuggingFaceTB/SmolLM2-1.7B-Instruct", device="cuda",
         dtype="bfloat16", quantize_base=None, codes=None,
-        epochs=7, batch_size=16, grad_accum=1, learning_rate=5e-4, max_length=128,
+        epochs=7, batch_size=16, grad_accum=1, learning_rate=5e-4, max_length=None,
         lora_r=32, lora_alpha=64, lora_targets="all-linear", lora_top_layers=None,
         eval_batch_size=64, test_limit=None, probe_limit=None, rag_scope="all-billable",
     ),

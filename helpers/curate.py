@@ -2,42 +2,65 @@
 
 Usage::
 
-    python -m helpers.curate data/icd10_complaints.jsonl --out outputs/data
+    python -m helpers.curate data/raw/icd10_complaints_raw.jsonl --out outputs/data
 
 Every input row is either kept (in exactly one split) or written to
-``rejects.jsonl`` with the file, 1-based line and reason, so
+``rejects.jsonl`` with its file, 1-based physical line, reason and raw text, so
 ``input_rows == kept + rejected`` always holds and nothing is lost silently.
 
-Rules, applied in this order (each a small function below):
+Rules, applied in this order (each a small function below, each with tests):
 
-1. ``read_rows``: UTF-8 (a BOM is tolerated), JSONL or a JSON array; a row must
-   be a JSON object with non-blank string ``instruction`` and ``response``.
-2. ``normalise``: unicode NFKC and collapsed whitespace.
-3. ``check_format``: the response reads ``DIAGNOSIS_CODE: <code>``.
-4. ``check_code``: the code exists in the official ICD-10-CM table and is
-   billable (a leaf of the hierarchy), via ``simple-icd-10-cm``.
-5. ``dedupe``: exact duplicates (after normalisation, case-insensitive) keep
-   their first occurrence.
-6. ``split``: stratified by code, seeded, so each code appears in every split.
+1. read: UTF-8 (a BOM is tolerated), JSONL or a JSON array; a row must be a
+   JSON object with non-blank string ``instruction`` and ``response``.
+2. normalise: unicode NFKC and collapsed whitespace; the response must read
+   ``DIAGNOSIS_CODE: <code>``.
+3. code: the code must exist in the ICD-10-CM table and be billable; a stale
+   code is remapped to its unambiguous successor or rejected (helpers.icd10).
+4. PII: phone numbers, e-mails, IDs, full dates and introduced names are
+   replaced by placeholders, and the row is kept (helpers.pii).
+5. duplicates: exact duplicates, then one text with two different codes, then
+   near duplicates (MinHash LSH from datasketch) keep only their first row.
+6. length: rows longer than ``max_length`` tokens (the model's tokenizer and
+   chat template) are rejected; ``max_length`` comes from the measured
+   distribution unless given.
+7. chat template: each row rendered by the model's template must end its
+   answer with EOS, and the pad token must not be EOS.
+8. split: stratified by code, no phrasing in two splits; then train rows that
+   share content n-grams with a val/test row are removed (decontamination).
+
+Besides the splits it writes ``train_uncurated.jsonl``: the same raw rows with
+only PII scrubbed and the val/test rows taken out, for chapter 4's
+"quality versus quantity" comparison.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import re
+import statistics
 import unicodedata
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from helpers import icd10
 from helpers.chat import prompt_completion
 from helpers.errors import CourseError, run_cli
 from helpers.jsonl import write_jsonl
 from helpers.paths import show
+from helpers.pii import scrub
 
 RESPONSE_RE = re.compile(r"^DIAGNOSIS_CODE:\s*(\S+)$")
 SPLIT_FRACTIONS = {"val": 0.1, "test": 0.2}  # the rest is train
+NEAR_DUP_THRESHOLD = 0.8  # Jaccard similarity of character 5-grams (see near_duplicates)
+SHINGLE = 5
+DECONTAM_N = 4  # words per n-gram in the decontamination check
+DECONTAM_OVERLAP = 0.7  # share of the smaller row's content n-grams that makes two rows one complaint
+BOILERPLATE_N, BOILERPLATE_CODES = 4, 3  # a word 4-gram seen under 3+ codes is instruction wording
+MIN_ROWS_FOR_LIMIT = 20  # fewer rows than this say nothing about a length distribution ...
+DEFAULT_MAX_LENGTH = 256  # ... so such small inputs get this limit
 
 
 @dataclass
@@ -47,6 +70,8 @@ class Row:
     raw: str
     data: dict = field(default_factory=dict)
     code: str | None = None
+    remapped_from: str | None = None
+    tokens: int | None = None
 
 
 @dataclass
@@ -55,10 +80,20 @@ class Reject:
     line: int
     reason: str
     raw: str
+    detail: str | None = None
 
     def as_dict(self) -> dict:
-        return {"file": self.file, "line": self.line, "reason": self.reason, "raw": self.raw}
+        out = {"file": self.file, "line": self.line, "reason": self.reason, "raw": scrub(self.raw)[0]}
+        if self.detail:
+            out["detail"] = self.detail
+        return out
 
+
+def reject(row: Row, reason: str, detail: str | None = None) -> Reject:
+    return Reject(row.file, row.line, reason, row.raw, detail)
+
+
+# --- rule 1: read -----------------------------------------------------------------------------
 
 def _check_fields(obj, file: str, line: int, raw: str) -> Row | Reject:
     if not isinstance(obj, dict):
@@ -97,7 +132,7 @@ def _is_utf8(text: str) -> bool:
 def read_rows(path: Path) -> list[Row | Reject]:
     """Rule 1: parse a JSONL file or a JSON array file into rows and rejects."""
     text = _decode(path)
-    name = str(path)
+    name = show(path) if path.is_absolute() else str(path)  # never an absolute path in outputs
     if text.lstrip().startswith("["):
         results = _read_array(text, name)
     else:
@@ -136,18 +171,24 @@ def _read_array(text: str, name: str) -> list[Row | Reject]:
             # The rest of the array cannot be delimited reliably: one reject for it.
             results.append(Reject(name, line, "malformed_json", text[index:].strip()))
             return results
-        raw = text[index:end]
-        results.append(_check_fields(obj, name, line, raw))
+        results.append(_check_fields(obj, name, line, text[index:end]))
         index = end
 
 
+# --- rule 2: normalise and response format ----------------------------------------------------
+
 def normalise(text: str) -> str:
-    """Rule 2: NFKC (folds full-width and compatibility characters) and single spaces."""
+    """NFKC (folds full-width and compatibility characters) and single spaces."""
     return " ".join(unicodedata.normalize("NFKC", text).split())
 
 
+def phrasing_key(text: str) -> str:
+    """What makes two instructions "the same phrasing": case, punctuation and spacing ignored."""
+    return " ".join(re.sub(r"[^\w\s]", " ", text.casefold()).split())
+
+
 def check_format(row: Row) -> str | None:
-    """Rule 3: the response must be exactly ``DIAGNOSIS_CODE: <code>``."""
+    """The response must be exactly ``DIAGNOSIS_CODE: <code>``."""
     match = RESPONSE_RE.match(row.data["response"])
     if not match:
         return "bad_response_format"
@@ -156,81 +197,407 @@ def check_format(row: Row) -> str | None:
     return None
 
 
+# --- rule 3: the code -------------------------------------------------------------------------
+
 def check_code(row: Row) -> str | None:
-    """Rule 4: the code must exist in ICD-10-CM and be billable (a leaf)."""
-    import simple_icd_10_cm as icd
+    """Valid and billable; a stale code is remapped when its successor is unambiguous."""
+    reason, new = icd10.check(row.code)
+    if new and new.replace(".", "") == row.code.replace(".", ""):
+        row.code = new  # the same code, written with its dot
+        row.data["response"] = f"DIAGNOSIS_CODE: {new}"
+    elif new:
+        row.remapped_from, row.code = row.code, new
+        row.data["response"] = f"DIAGNOSIS_CODE: {new}"
+    return reason
 
-    if not icd.is_valid_item(row.code):
-        return "invalid_code"
-    if not icd.is_leaf(row.code):
-        return "non_billable_code"
-    return None
+
+# --- rule 4: PII ------------------------------------------------------------------------------
+
+def scrub_row(row: Row) -> list[str]:
+    """Replace PII in the instruction with placeholders; the kinds found."""
+    row.data["instruction"], kinds = scrub(row.data["instruction"])
+    return kinds
 
 
-def dedupe_key(row: Row) -> tuple[str, str]:
-    return (row.data["instruction"].casefold(), row.data["response"])
+# --- rule 5: duplicates -----------------------------------------------------------------------
 
+def exact_duplicates(rows: list[Row]) -> tuple[list[Row], list[Reject]]:
+    """Same normalised instruction and same code: keep the first."""
+    seen: dict[tuple[str, str], Row] = {}
+    kept, rejects = [], []
+    for row in rows:
+        key = (row.data["instruction"], row.code)
+        if key in seen:
+            rejects.append(reject(row, "exact_duplicate", f"same as line {seen[key].line}"))
+        else:
+            seen[key] = row
+            kept.append(row)
+    return kept, rejects
+
+
+def conflicting_labels(rows: list[Row]) -> tuple[list[Row], list[Reject]]:
+    """One phrasing with two different codes: nothing says which is right, so neither is kept."""
+    codes: dict[str, set[str]] = defaultdict(set)
+    for row in rows:
+        codes[phrasing_key(row.data["instruction"])].add(row.code)
+    kept, rejects = [], []
+    for row in rows:
+        found = codes[phrasing_key(row.data["instruction"])]
+        if len(found) > 1:
+            rejects.append(reject(row, "conflicting_labels", "same text labelled " + ", ".join(sorted(found))))
+        else:
+            kept.append(row)
+    return kept, rejects
+
+
+def shingles(text: str, k: int = SHINGLE) -> set[str]:
+    key = phrasing_key(text)
+    return {key[i:i + k] for i in range(max(1, len(key) - k + 1))}
+
+
+def jaccard(a: set[str], b: set[str]) -> float:
+    return len(a & b) / len(a | b) if a or b else 1.0
+
+
+def near_duplicates(rows: list[Row], threshold: float = NEAR_DUP_THRESHOLD,
+                    num_perm: int = 128) -> tuple[list[Row], list[Reject], list[tuple[int, int, float]]]:
+    """Rows whose character 5-grams overlap by Jaccard >= ``threshold`` with an earlier row of the same code.
+
+    MinHash LSH (datasketch) finds candidate pairs without comparing every pair.
+    LSH is probabilistic: tuned to ``threshold`` itself it misses a few pairs
+    just above it, so it is asked for candidates down to ``threshold - 0.2``
+    and each candidate is confirmed with the exact Jaccard similarity; the
+    threshold then means what it says. Character shingles (not words) make a typo
+    cost a few shingles instead of whole words. Pairs that are near-identical
+    but carry different codes ("right knee" / "left knee") are not duplicates:
+    they are returned for review and both rows stay.
+    """
+    from datasketch import MinHash, MinHashLSH
+
+    lsh = MinHashLSH(threshold=max(0.1, threshold - 0.2), num_perm=num_perm)
+    sets: list[set[str]] = []
+    kept, rejects, cross_code = [], [], []
+    for index, row in enumerate(rows):
+        grams = shingles(row.data["instruction"])
+        sets.append(grams)
+        signature = MinHash(num_perm=num_perm, seed=1)
+        signature.update_batch([g.encode() for g in grams])
+        duplicate_of = None
+        for other in sorted(lsh.query(signature)):
+            similarity = jaccard(grams, sets[other])
+            if similarity < threshold:
+                continue
+            if rows[other].code == row.code:
+                duplicate_of = (other, similarity)
+                break
+            cross_code.append((rows[other].line, row.line, round(similarity, 3)))
+        if duplicate_of:
+            other, similarity = duplicate_of
+            rejects.append(reject(row, "near_duplicate", f"Jaccard {similarity:.2f} with line {rows[other].line}"))
+        else:
+            lsh.insert(index, signature)
+            kept.append(row)
+    return kept, rejects, cross_code
+
+
+# --- rules 6 and 7: tokens and chat template ---------------------------------------------------
+
+def _ids(encoded) -> list[int]:
+    return list(encoded["input_ids"] if hasattr(encoded, "keys") else encoded)
+
+
+def token_length(row: dict, tokenizer) -> int:
+    """Tokens of one training example: prompt and completion rendered by the chat template."""
+    return len(_ids(tokenizer.apply_chat_template(row["prompt"] + row["completion"], tokenize=True)))
+
+
+def token_lengths(rows: list[dict], tokenizer) -> list[int]:
+    return [token_length(row, tokenizer) for row in rows]
+
+
+def choose_max_length(lengths: list[int], quantile: float = 0.99, headroom: float = 1.25, multiple: int = 32) -> int:
+    """The 99th percentile plus a quarter, rounded up to a multiple of 32.
+
+    The 99th percentile barely moves when a few pasted transcripts (a fraction
+    of a percent of rows) are added, unlike the maximum; the headroom keeps
+    the real long tail of rambling complaints just past it; a multiple of 32
+    suits the hardware. Chapter 1 plots the distribution with this line on it:
+    on the course's raw file the legitimate rows stop well below it and the
+    junk starts far above.
+    """
+    cut = statistics.quantiles(lengths, n=100, method="inclusive")[round(quantile * 100) - 1]
+    return int(math.ceil(cut * headroom / multiple) * multiple)
+
+
+def check_tokenizer(tokenizer) -> None:
+    """Padding with EOS hides the EOS label from the loss: the model then never learns to stop."""
+    if tokenizer.eos_token_id is None:
+        raise CourseError("the tokenizer has no EOS token, so answers could never end")
+    if tokenizer.pad_token_id is None or tokenizer.pad_token_id == tokenizer.eos_token_id:
+        raise CourseError(
+            f"the tokenizer pads with its EOS token {tokenizer.eos_token!r}; give it another pad token "
+            "(helpers.models.fix_padding) or the fine-tuned model will not stop"
+        )
+
+
+def template_problem(row: dict, tokenizer) -> str | None:
+    """Render a row as TRL will and check the answer ends with EOS.
+
+    TRL tokenizes the prompt (with the generation prompt) and the whole
+    conversation, and trains on the tokens after the prompt. Those must be the
+    answer followed by EOS. Text that contains the template's own control
+    tokens (``<|im_end|>`` typed into a complaint) breaks that, as does a
+    template that does not close the assistant turn with EOS.
+    """
+    special = [t for t in tokenizer.all_special_tokens if t]
+    if any(t in row["instruction"] or t in row["response"] for t in special):
+        return "special_token_in_text"
+    prompt_ids = _ids(tokenizer.apply_chat_template(row["prompt"], tokenize=True, add_generation_prompt=True))
+    full_ids = _ids(tokenizer.apply_chat_template(row["prompt"] + row["completion"], tokenize=True))
+    if full_ids[: len(prompt_ids)] != prompt_ids:
+        return "template_prefix_mismatch"
+    completion = full_ids[len(prompt_ids):]
+    if tokenizer.eos_token_id not in completion:
+        return "no_eos_after_response"
+    answer = tokenizer.decode(completion[: completion.index(tokenizer.eos_token_id)])
+    return None if answer.strip() == row["response"] else "no_eos_after_response"
+
+
+def render(row: dict, tokenizer) -> str:
+    """The exact text the model is trained on for one row."""
+    return tokenizer.apply_chat_template(row["prompt"] + row["completion"], tokenize=False)
+
+
+# --- rule 8: split and decontaminate ----------------------------------------------------------
 
 def split(rows: list[Row], seed: int = 0) -> dict[str, list[Row]]:
-    """Rule 6: stratified by code; every code with 3+ rows lands in all three splits."""
-    by_code: dict[str, list[Row]] = defaultdict(list)
+    """Stratified by code; rows with the same phrasing move together, so no phrasing is in two splits.
+
+    Every code with 3+ phrasings lands in all three splits.
+    """
+    by_code: dict[str, dict[str, list[Row]]] = defaultdict(lambda: defaultdict(list))
     for row in rows:
-        by_code[row.code].append(row)
+        by_code[row.code][phrasing_key(row.data["instruction"])].append(row)
     rng = random.Random(seed)
     splits: dict[str, list[Row]] = {"train": [], "val": [], "test": []}
     for code in sorted(by_code):
-        group = by_code[code][:]
-        rng.shuffle(group)
-        n = len(group)
+        groups = list(by_code[code].values())
+        rng.shuffle(groups)
+        n = len(groups)
         n_test = max(1, round(n * SPLIT_FRACTIONS["test"])) if n >= 3 else 0
         n_val = max(1, round(n * SPLIT_FRACTIONS["val"])) if n >= 3 else 0
-        splits["test"] += group[:n_test]
-        splits["val"] += group[n_test:n_test + n_val]
-        splits["train"] += group[n_test + n_val:]
+        for name, chunk in (("test", groups[:n_test]), ("val", groups[n_test:n_test + n_val]),
+                            ("train", groups[n_test + n_val:])):
+            splits[name] += [row for group in chunk for row in group]
+    for rows_ in splits.values():
+        rows_.sort(key=lambda r: (r.file, r.line))
     return splits
 
 
-def curate(inputs: list[Path], out_dir: Path, seed: int = 0) -> dict:
-    """Run every rule over ``inputs`` and write the splits, rejects and report."""
+def ngrams(words: list[str], n: int) -> list[tuple[str, ...]]:
+    return [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
+
+
+def boilerplate(rows: list[Row], n: int = BOILERPLATE_N, min_codes: int = BOILERPLATE_CODES) -> set[tuple[str, ...]]:
+    """Word n-grams that occur under ``min_codes`` or more codes: instruction wording, not a complaint."""
+    codes: dict[tuple[str, ...], set[str]] = defaultdict(set)
+    for row in rows:
+        for gram in ngrams(phrasing_key(row.data["instruction"]).split(), n):
+            codes[gram].add(row.code)
+    return {gram for gram, found in codes.items() if len(found) >= min_codes}
+
+
+def content_words(text: str, common: set[tuple[str, ...]], n: int = BOILERPLATE_N) -> list[str]:
+    """The words of ``text`` left once every boilerplate n-gram is cut out."""
+    words = phrasing_key(text).split()
+    covered = [False] * len(words)
+    for i, gram in enumerate(ngrams(words, n)):
+        if gram in common:
+            covered[i:i + n] = [True] * n
+    return [word for word, cut in zip(words, covered) if not cut]
+
+
+def content_grams(text: str, common: set[tuple[str, ...]], n: int = DECONTAM_N) -> set[tuple[str, ...]]:
+    words = content_words(text, common)
+    return set(ngrams(words, n)) if len(words) >= n else ({tuple(words)} if words else set())
+
+
+def decontaminate(splits: dict[str, list[Row]], n: int = DECONTAM_N,
+                  min_overlap: float = DECONTAM_OVERLAP) -> list[Reject]:
+    """Remove train rows whose complaint is (nearly) a val or test complaint.
+
+    The split keeps identical phrasings together, but the same complaint in a
+    different instruction wording ("Patient says: ...") is a different text
+    and can land in train while its twin is in test: a leak that inflates test
+    scores. So we cut the instruction wording out of every row (word 4-grams
+    seen under 3+ codes), take word ``n``-grams of what remains, and remove a
+    train row when it shares at least ``min_overlap`` of the smaller row's
+    n-grams with one val/test row. A shared common phrase ("when I get out of
+    bed") is one n-gram among many and stays below that bar. On the course's
+    raw file this finds every planted leak that straddles the split and
+    nothing else (chapter 1 shows the measurement).
+    """
+    common = boilerplate([r for rows in splits.values() for r in rows])
+    held_out: dict[tuple[str, ...], list[tuple[str, Row, int]]] = defaultdict(list)
+    for name in ("val", "test"):
+        for row in splits[name]:
+            grams = content_grams(row.data["instruction"], common, n)
+            for gram in grams:
+                held_out[gram].append((name, row, len(grams)))
+    kept, rejects = [], []
+    for row in splits["train"]:
+        grams = content_grams(row.data["instruction"], common, n)
+        shared: Counter = Counter()
+        sizes: dict[int, tuple[str, Row, int]] = {}
+        for gram in grams:
+            for name, other, size in held_out.get(gram, ()):
+                shared[id(other)] += 1
+                sizes[id(other)] = (name, other, size)
+        best = max(((count / min(len(grams), sizes[key][2]), key) for key, count in shared.items()), default=None)
+        if best and best[0] >= min_overlap:
+            name, twin, _ = sizes[best[1]]
+            rejects.append(reject(row, "overlaps_eval", f"{best[0]:.0%} of its complaint n-grams are in {name} line {twin.line}"))
+        else:
+            kept.append(row)
+    splits["train"] = kept
+    return rejects
+
+
+def nearest_similarity(rows: list[dict]) -> list[float]:
+    """For each row, the Jaccard similarity of its closest other row of the same code.
+
+    Chapter 1 plots these for the kept rows next to the planted near
+    duplicates, to show where the 0.8 threshold falls. Exact pairwise
+    comparison is fine here (about 20 rows per code); MinHash is what makes the
+    pipeline itself scale.
+    """
+    by_code: dict[str, list[set[str]]] = defaultdict(list)
+    for r in rows:
+        by_code[r["code"]].append(shingles(r["instruction"]))
+    best = []
+    for sets in by_code.values():
+        for i, a in enumerate(sets):
+            best.append(max((jaccard(a, b) for j, b in enumerate(sets) if j != i), default=0.0))
+    return best
+
+
+# --- the pipeline -----------------------------------------------------------------------------
+
+def _example(row: Row) -> dict:
+    out = {**row.data, "code": row.code, **prompt_completion(row.data), "source": f"{row.file}:{row.line}"}
+    if row.remapped_from:
+        out["remapped_from"] = row.remapped_from
+    return out
+
+
+def uncurated_train(parsed: list[Row | Reject], splits: dict[str, list[Row]]) -> list[dict]:
+    """Every readable raw row except the val/test phrasings, with only PII scrubbed.
+
+    This is what training "on everything we collected" looks like: duplicates,
+    stale and invalid codes, answers in the wrong format and leaked test
+    complaints included. PII is scrubbed even here: privacy is not a quality knob.
+    """
+    held_out = {phrasing_key(r.data["instruction"]) for name in ("val", "test") for r in splits[name]}
+    rows = []
+    for item in parsed:
+        if isinstance(item, Reject):
+            continue
+        original = json.loads(item.raw)  # as written: the rules above changed item.data in place
+        instruction = scrub(normalise(original["instruction"]))[0]
+        if phrasing_key(instruction) in held_out:
+            continue
+        data = {"instruction": instruction, "response": normalise(original["response"])}
+        rows.append({**data, **prompt_completion(data), "source": f"{item.file}:{item.line}"})
+    return rows
+
+
+def curate(inputs: list[Path], out_dir: Path, seed: int = 0, tokenizer=None, max_length: int | None = None,
+           near_dup_threshold: float = NEAR_DUP_THRESHOLD) -> dict:
+    """Run every rule over ``inputs`` and write the splits, rejects and report to ``out_dir``."""
+    if tokenizer is None:
+        from helpers.models import load_tokenizer
+
+        tokenizer = load_tokenizer()
+    check_tokenizer(tokenizer)
+
     parsed: list[Row | Reject] = []
     for path in inputs:
         parsed += read_rows(Path(path))
-
-    kept: list[Row] = []
-    rejects: list[Reject] = []
-    seen: set[tuple[str, str]] = set()
-    for item in parsed:
-        if isinstance(item, Reject):
-            rejects.append(item)
-            continue
-        item.data = {k: normalise(v) for k, v in item.data.items()}
-        reason = check_format(item) or check_code(item)
-        if reason is None:
-            key = dedupe_key(item)
-            reason = "exact_duplicate" if key in seen else None
-            seen.add(key)
+    rejects: list[Reject] = [item for item in parsed if isinstance(item, Reject)]
+    rows: list[Row] = []
+    pii: Counter = Counter()
+    remapped: Counter = Counter()
+    for row in (item for item in parsed if isinstance(item, Row)):                    # rules 2-4
+        row.data = {key: normalise(value) for key, value in row.data.items()}
+        reason = check_format(row) or check_code(row)
         if reason:
-            rejects.append(Reject(item.file, item.line, reason, item.raw))
+            rejects.append(reject(row, reason, f"code {row.code}" if row.code else None))
+            continue
+        if row.remapped_from:
+            remapped[f"{row.remapped_from} -> {row.code}"] += 1
+        pii.update(scrub_row(row))
+        rows.append(row)
+
+    rows, dropped = exact_duplicates(rows)                                            # rule 5
+    rejects += dropped
+    rows, dropped = conflicting_labels(rows)
+    rejects += dropped
+    rows, dropped, cross_code = near_duplicates(rows, near_dup_threshold)
+    rejects += dropped
+
+    for row in rows:                                                                  # rule 6
+        row.tokens = token_length(prompt_completion(row.data), tokenizer)
+    lengths = [row.tokens for row in rows]
+    from_data = max_length is None and len(lengths) >= MIN_ROWS_FOR_LIMIT
+    limit = max_length or (choose_max_length(lengths) if from_data else DEFAULT_MAX_LENGTH)
+    kept: list[Row] = []
+    for row in rows:
+        if row.tokens > limit:
+            rejects.append(reject(row, "too_long", f"{row.tokens} tokens > max_length {limit}"))
+            continue
+        problem = template_problem({**row.data, **prompt_completion(row.data)}, tokenizer)  # rule 7
+        if problem:
+            rejects.append(reject(row, problem))
         else:
-            kept.append(item)
+            kept.append(row)
 
-    splits = split(kept, seed=seed)
+    splits = split(kept, seed=seed)                                                   # rule 8
+    removed = decontaminate(splits)
+    rejects += removed
+
     out_dir = Path(out_dir)
-    for name, rows in splits.items():
-        write_jsonl(({**row.data, "code": row.code, **prompt_completion(row.data)} for row in rows),
-                    out_dir / f"{name}.jsonl")
-    write_jsonl((reject.as_dict() for reject in rejects), out_dir / "rejects.jsonl")
+    for name, split_rows in splits.items():
+        write_jsonl((_example(row) for row in split_rows), out_dir / f"{name}.jsonl")
+    rejects.sort(key=lambda r: (r.file, r.line))
+    write_jsonl((r.as_dict() for r in rejects), out_dir / "rejects.jsonl")
+    uncurated = uncurated_train(parsed, splits)
+    write_jsonl(uncurated, out_dir / "train_uncurated.jsonl")
 
+    kept_rows = [row for split_rows in splits.values() for row in split_rows]
     report = {
+        "inputs": [show(p) for p in inputs],
         "input_rows": len(parsed),
-        "kept": len(kept),
+        "kept": len(kept_rows),
         "rejected": len(rejects),
         "by_reason": dict(sorted(Counter(r.reason for r in rejects).items())),
-        "remapped": {},
-        "splits": {name: len(rows) for name, rows in splits.items()},
-        "codes": len({row.code for row in kept}),
+        "remapped": dict(sorted(remapped.items())),
+        "pii_scrubbed": dict(sorted(pii.items())),
+        "near_duplicates": {"threshold": near_dup_threshold, "shingle_chars": SHINGLE,
+                            "near_pairs_with_different_codes": cross_code},
+        "tokens": {"max_length": limit, "chosen_from_data": from_data,
+                   "min": min(lengths, default=0), "median": statistics.median(lengths) if lengths else 0,
+                   "max_kept": max((r.tokens for r in kept_rows), default=0)},
+        "chat_template": {"eos_token": tokenizer.eos_token, "pad_token": tokenizer.pad_token,
+                          "rows_checked": len(kept) + sum(r.reason in ("special_token_in_text", "template_prefix_mismatch",
+                                                                       "no_eos_after_response") for r in rejects)},
+        "decontamination": {"ngram_words": DECONTAM_N, "min_overlap": DECONTAM_OVERLAP,
+                            "removed_from_train": len(removed)},
+        "splits": {name: len(split_rows) for name, split_rows in splits.items()},
+        "codes": len({row.code for row in kept_rows}),
+        "uncurated_train_rows": len(uncurated),
     }
-    assert report["input_rows"] == report["kept"] + report["rejected"]
+    if report["input_rows"] != report["kept"] + report["rejected"]:
+        raise AssertionError(f"rows lost: {report['input_rows']} read, {report['kept']} kept, {report['rejected']} rejected")
     (out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
 
@@ -240,30 +607,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("inputs", nargs="+", type=Path, help="JSONL or JSON-array files")
     parser.add_argument("--out", required=True, type=Path, help="output directory")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-length", type=int, default=None,
+                        help="token limit per row (default: chosen from the measured distribution)")
     args = parser.parse_args(argv)
-    report = curate(args.inputs, args.out, seed=args.seed)
+    report = curate(args.inputs, args.out, seed=args.seed, max_length=args.max_length)
     print(
         f"{report['input_rows']} rows read: {report['kept']} kept, {report['rejected']} rejected "
         f"-> {show(args.out)} (train {report['splits']['train']}, val {report['splits']['val']}, "
-        f"test {report['splits']['test']})"
+        f"test {report['splits']['test']}; max_length {report['tokens']['max_length']})"
     )
     return 0
 
 
+
+def rejects_table(out_dir: Path, reasons: list[str] | None = None, width: int = 100):
+    """``rejects.jsonl`` as a DataFrame (raw text shortened to ``width``), optionally only some reasons."""
+    import pandas as pd
+
+    table = pd.read_json(Path(out_dir) / "rejects.jsonl", lines=True, dtype=False)
+    if "detail" not in table:
+        table["detail"] = None
+    if reasons:
+        table = table[table["reason"].isin(reasons)]
+    table["raw"] = table["raw"].str.slice(0, width)
+    return table[["line", "reason", "detail", "raw"]].fillna("")
+
+
 if __name__ == "__main__":
     raise SystemExit(run_cli(main))
-
-
-def token_lengths(rows: list[dict], tokenizer) -> list[int]:
-    """Tokens per training example: the prompt and completion rendered by the chat template."""
-    lengths = []
-    for row in rows:
-        ids = tokenizer.apply_chat_template(row["prompt"] + row["completion"], tokenize=True)
-        ids = ids["input_ids"] if hasattr(ids, "keys") else ids
-        lengths.append(len(ids))
-    return lengths
-
-
-def render(row: dict, tokenizer) -> str:
-    """The exact text the model is trained on for one row."""
-    return tokenizer.apply_chat_template(row["prompt"] + row["completion"], tokenize=False)

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data"
 OUTPUTS = Path(os.environ.get("COURSE_OUTPUTS", ROOT / "outputs"))
 
-RAW_DATASET = DATA / "icd10_complaints.jsonl"
+RAW_DATASET = DATA / "raw" / "icd10_complaints_raw.jsonl"
 PROBE_DATASET = DATA / "benchmarks" / "general_probe.jsonl"
 
 SPLITS_DIR = OUTPUTS / "data"

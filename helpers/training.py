@@ -23,18 +23,33 @@ def seed_everything(seed: int = 0) -> None:
     torch.manual_seed(seed)
 
 
-def load_split(name: str, profile: Profile | None = None, splits_dir: Path = SPLITS_DIR) -> list[dict]:
-    """Rows of a curated split, as the profile uses them; curates ``data/`` first when missing."""
-    path = Path(splits_dir) / f"{name}.jsonl"
-    if not path.is_file():
+def ensure_curated(splits_dir: Path = SPLITS_DIR) -> Path:
+    """Chapter 1's output directory, curating ``data/`` first when a notebook runs on its own."""
+    if not (Path(splits_dir) / "report.json").is_file():
         from helpers.curate import curate
         from helpers.paths import RAW_DATASET
 
         curate([RAW_DATASET], Path(splits_dir))
+    return Path(splits_dir)
+
+
+def curated_max_length(splits_dir: Path = SPLITS_DIR) -> int:
+    """The token limit chapter 1 chose from the measured length distribution."""
+    report = json.loads((ensure_curated(splits_dir) / "report.json").read_text())
+    return report["tokens"]["max_length"]
+
+
+def load_split(name: str, profile: Profile | None = None, splits_dir: Path = SPLITS_DIR) -> list[dict]:
+    """Rows of a curated split (``train``, ``val``, ``test`` or ``train_uncurated``), as the profile uses them."""
+    path = ensure_curated(splits_dir) / f"{name}.jsonl"
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     if profile is not None and profile.codes:
-        keep = set(select_codes(sorted({r["code"] for r in rows}), profile.codes))
-        rows = [r for r in rows if r["code"] in keep]
+        from helpers.chat import extract_code
+
+        curated = [json.loads(line) for line in (Path(splits_dir) / "test.jsonl").read_text().splitlines()]
+        keep = set(select_codes(sorted({r["code"] for r in curated}), profile.codes))
+        # Uncurated rows have no checked code: go by what their answer says.
+        rows = [r for r in rows if r.get("code", extract_code(r["response"])) in keep]
     if profile is not None and name == "test" and profile.test_limit:
         rows = rows[: profile.test_limit]
     return rows
@@ -68,7 +83,7 @@ def sft_config(profile: Profile, output_dir: Path, **overrides):
         # (after ~5 epochs), and a decaying schedule would slow exactly that phase.
         lr_scheduler_type="constant_with_warmup",
         warmup_steps=10,
-        max_length=profile.max_length,
+        max_length=profile.max_length or curated_max_length(),
         logging_steps=1,  # a loss point per step for the curve
         eval_strategy="epoch",
         save_strategy="epoch",

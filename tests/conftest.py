@@ -26,3 +26,11 @@ def run_module(module: str, *args: str, cwd: Path = ROOT):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    """The embedded model's tokenizer, with the course's pad token."""
+    from helpers.models import load_tokenizer
+
+    return load_tokenizer()

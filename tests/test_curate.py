@@ -1,42 +1,188 @@
 import json
+import re
+import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from helpers.curate import curate, normalise, read_rows, split
+from helpers import icd10
+from helpers.curate import (
+    Row, check_format, check_tokenizer, choose_max_length, conflicting_labels, curate, decontaminate,
+    exact_duplicates, near_duplicates, normalise, read_rows, split, template_problem,
+)
+from helpers.chat import prompt_completion
 from helpers.errors import CourseError
 from helpers.paths import DATA, RAW_DATASET
 from tests.conftest import run_module
 
 GOOD = {"instruction": "My lower back has been aching since yesterday.", "response": "DIAGNOSIS_CODE: M54.50"}
+SEED_WORDING = "Convert the following conversational medical complaint into standard diagnostic code: '"
+MANIFEST = json.loads((DATA / "raw" / "planted_defects.json").read_text())
 
 
-def write(path: Path, lines: list[str]) -> Path:
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+def write(path: Path, rows: list) -> Path:
+    path.write_text("\n".join(r if isinstance(r, str) else json.dumps(r) for r in rows) + "\n", encoding="utf-8")
     return path
 
 
-def reasons(out: Path) -> dict[int, str]:
-    rows = [json.loads(line) for line in (out / "rejects.jsonl").read_text().splitlines()]
-    return {row["line"]: row["reason"] for row in rows}
+def rejects(out: Path) -> dict[int, dict]:
+    return {r["line"]: r for r in map(json.loads, (out / "rejects.jsonl").read_text().splitlines())}
 
 
-def test_every_defect_class_in_the_demo_file_is_rejected_with_its_reason(tmp_path):
-    report = curate([DATA / "examples" / "defects_demo.jsonl"], tmp_path)
-    assert reasons(tmp_path) == {
-        2: "exact_duplicate", 3: "non_billable_code", 4: "bad_response_format", 5: "invalid_code",
-        6: "malformed_json", 8: "empty_instruction", 9: "non_string_instruction", 10: "missing_instruction",
-        11: "not_an_object",
+def split_rows(out: Path, name: str) -> list[dict]:
+    return [json.loads(line) for line in (out / f"{name}.jsonl").read_text().splitlines()]
+
+
+def row(instruction: str, code: str, line: int = 1) -> Row:
+    return Row("f.jsonl", line, "", {"instruction": instruction, "response": f"DIAGNOSIS_CODE: {code}"}, code=code)
+
+
+# --- the project's raw file, curated once -------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory, tokenizer):
+    out = tmp_path_factory.mktemp("curated")
+    return out, curate([RAW_DATASET], out, tokenizer=tokenizer)
+
+
+def test_raw_file_is_big_and_varied_enough():
+    source = json.loads((DATA / "complaints.json").read_text())
+    raw_rows = [line for line in RAW_DATASET.read_bytes().splitlines() if line.strip()]
+    assert len(raw_rows) >= 1500 and len(source) >= 60
+    assert all(len(set(entry["complaints"])) >= 15 for entry in source.values())
+    assert all(icd10.is_billable(code) for code in source)
+    assert sum(SEED_WORDING.encode() in line for line in raw_rows) >= 100
+
+
+def test_report_reconciles_with_the_files(course):
+    out, report = course
+    kept = sum(len(split_rows(out, name)) for name in ("train", "val", "test"))
+    assert report["input_rows"] == report["kept"] + report["rejected"] == kept + len(rejects(out))
+    assert sum(report["by_reason"].values()) == report["rejected"]
+    physical = [i for i, line in enumerate(RAW_DATASET.read_bytes().splitlines(), 1) if line.strip()]
+    kept_lines = {int(r["source"].rsplit(":", 1)[1]) for n in ("train", "val", "test") for r in split_rows(out, n)}
+    assert sorted(kept_lines | set(rejects(out))) == physical  # every row accounted for, by its physical line
+
+
+def test_every_planted_defect_gets_its_reason(course):
+    out, report = course
+    found = rejects(out)
+    expected = {cls: spec["expected"] for cls, spec in MANIFEST["defects"].items()}
+    for line, cls in MANIFEST["lines"].items():
+        reason = found.get(int(line), {}).get("reason", "kept")
+        if cls == "leaked_phrasing":
+            assert reason in ("kept", "overlaps_eval"), (line, reason)
+        elif expected[cls].startswith("kept"):
+            assert reason == "kept", (line, cls, found.get(int(line)))
+        else:
+            assert reason == expected[cls], (line, cls, reason)
+    # Nothing but planted defects and the train twins of leaks is rejected.
+    twins = {a for a, _ in MANIFEST["leak_twins"]}
+    stray = {n: r["reason"] for n, r in found.items() if str(n) not in MANIFEST["lines"]}
+    assert set(stray.values()) <= {"overlaps_eval"} and set(stray) <= twins
+    assert report["remapped"] == {"K59.0 -> K59.00": 3, "M54.5 -> M54.50": 4, "M79.1 -> M79.10": 3,
+                                  "R05 -> R05.9": 4, "R51 -> R51.9": 4}
+
+
+def test_no_leaked_complaint_is_in_train_and_in_val_or_test(course):
+    out, report = course
+    where = {int(r["source"].rsplit(":", 1)[1]): n for n in ("train", "val", "test") for r in split_rows(out, n)}
+    straddling = [(a, b) for a, b in MANIFEST["leak_twins"] if {where.get(a), where.get(b)} & {"train"}
+                  and {where.get(a), where.get(b)} & {"val", "test"}]
+    assert straddling == []
+    assert report["decontamination"]["removed_from_train"] == report["by_reason"]["overlaps_eval"] > 0
+
+
+def test_kept_rows_are_billable_short_enough_and_split_by_code(course):
+    out, report = course
+    splits = {n: split_rows(out, n) for n in ("train", "val", "test")}
+    limit = report["tokens"]["max_length"]
+    assert report["tokens"]["chosen_from_data"] and report["tokens"]["max_kept"] <= limit
+    for rows in splits.values():
+        assert all(icd10.is_billable(r["code"]) and r["response"] == f"DIAGNOSIS_CODE: {r['code']}" for r in rows)
+    codes = [{r["code"] for r in rows} for rows in splits.values()]
+    assert codes[0] == codes[1] == codes[2] and len(codes[0]) == report["codes"] >= 60
+    phrasings = [{re.sub(r"\W+", " ", r["instruction"].casefold()).strip() for r in rows} for rows in splits.values()]
+    assert not (phrasings[0] & phrasings[1] or phrasings[0] & phrasings[2] or phrasings[1] & phrasings[2])
+    first = splits["train"][0]
+    assert first["prompt"][-1] == {"role": "user", "content": first["instruction"]}
+    assert first["completion"] == [{"role": "assistant", "content": first["response"]}]
+
+
+def test_no_planted_pii_survives_in_any_output(course):
+    out, report = course
+    sys.path.insert(0, str(DATA))
+    from build_raw_dataset import NAMES
+
+    text = "\n".join(p.read_text(encoding="utf-8") for p in out.iterdir())
+    patterns = [re.escape(part) for name in NAMES for part in name.split()]
+    patterns += [r"555[- ]?01\d\d", r"555 01\d\d", r"@example\.com", r"078-05-11", r"\d\d/\d\d/19\d\d"]
+    survivors = [p for p in patterns if re.search(p, text)]
+    assert survivors == []
+    assert report["pii_scrubbed"]["name"] >= 10 and report["pii_scrubbed"]["phone"] >= 10
+    assert "[PHONE]" in text and "[NAME]" in text and "[EMAIL]" in text and "[DATE]" in text
+
+
+def test_uncurated_training_set_keeps_the_dirt_but_not_the_eval_rows(course):
+    out, report = course
+    uncurated = split_rows(out, "train_uncurated")
+    assert len(uncurated) == report["uncurated_train_rows"] > report["splits"]["train"]
+    answers = Counter(r["response"].split(":")[-1].strip() for r in uncurated)
+    assert sum(answers[c] for c in ("M54.5", "R51", "R05", "M79.1", "K59.0")) > 0  # stale codes still in there
+    invalid = ("X99.99", "J06.99", "RO5.9", "I1O", "M54.500", "J02.9X", "Z00.0O", "R5.09")
+    assert sum(answers[c] for c in invalid) >= 4 and answers["R69"] >= 5  # invalid codes, pasted transcripts
+    held_out = {r["instruction"] for n in ("val", "test") for r in split_rows(out, n)}
+    assert not held_out & {r["instruction"] for r in uncurated}
+
+
+def test_curation_is_reproducible(course, tmp_path, tokenizer):
+    out, _ = course
+    curate([RAW_DATASET], tmp_path, tokenizer=tokenizer)
+    for name in ("train", "val", "test", "rejects", "train_uncurated"):
+        assert (tmp_path / f"{name}.jsonl").read_bytes() == (out / f"{name}.jsonl").read_bytes()
+
+
+def test_raw_file_builder_is_deterministic(tmp_path):
+    sys.path.insert(0, str(DATA))
+    from build_raw_dataset import build
+
+    source = json.loads((DATA / "complaints.json").read_text())
+    lines, manifest = build(source)
+    encoded = b"".join((x if isinstance(x, bytes) else x.encode()) + b"\n" for x in lines)
+    assert encoded == RAW_DATASET.read_bytes() and manifest["lines"] == MANIFEST["lines"]
+
+
+# --- rule 1: reading ------------------------------------------------------------------------------
+
+def test_demo_file_rejects_each_defect_with_its_reason(tmp_path, tokenizer):
+    report = curate([DATA / "examples" / "defects_demo.jsonl"], tmp_path, tokenizer=tokenizer)
+    assert {n: r["reason"] for n, r in rejects(tmp_path).items()} == {
+        2: "near_duplicate", 4: "bad_response_format", 5: "invalid_code", 6: "malformed_json",
+        8: "empty_instruction", 9: "non_string_instruction", 10: "missing_instruction", 11: "not_an_object",
+        13: "stale_code", 14: "special_token_in_text", 15: "too_long", 16: "conflicting_labels",
+        17: "conflicting_labels",
     }
-    assert report["input_rows"] == report["kept"] + report["rejected"] == 10  # line 7 is blank: not a row
+    assert report["input_rows"] == report["kept"] + report["rejected"] == 16  # line 7 is blank: not a row
+    assert report["remapped"] == {"M54.5 -> M54.50": 1} and report["pii_scrubbed"] == {"name": 1, "phone": 1}
 
 
-def test_rejects_keep_file_line_and_raw_text(tmp_path):
-    src = write(tmp_path / "in.jsonl", [json.dumps(GOOD), '{"instruction": "x", "response": "DIAGNOSIS_CODE: R51"}'])
-    curate([src], tmp_path / "out")
-    reject = json.loads((tmp_path / "out" / "rejects.jsonl").read_text())
-    assert reject == {"file": str(src), "line": 2, "reason": "non_billable_code",
-                      "raw": '{"instruction": "x", "response": "DIAGNOSIS_CODE: R51"}'}
+def test_reject_keeps_file_line_reason_and_raw_text(tmp_path, tokenizer):
+    src = write(tmp_path / "in.jsonl", [GOOD, '{"instruction": "x", "response": "DIAGNOSIS_CODE: R10"}'])
+    curate([src], tmp_path / "out", tokenizer=tokenizer)
+    assert rejects(tmp_path / "out")[2] == {
+        "file": "in.jsonl", "line": 2, "reason": "non_billable_code", "detail": "code R10",
+        "raw": '{"instruction": "x", "response": "DIAGNOSIS_CODE: R10"}'}
+
+
+def test_rejects_never_keep_pii(tmp_path, tokenizer):
+    src = write(tmp_path / "in.jsonl", ['{"instruction": "call 415-555-0132, jo@example.org", "response": "J06.9"'])
+    with pytest.raises(CourseError):  # the only row is unparsable: a one-line error, not a silent empty run
+        curate([src], tmp_path / "out", tokenizer=tokenizer)
+    src = write(tmp_path / "in.jsonl", [GOOD, '{"instruction": "call 415-555-0132, jo@example.org", "response": "J06.9"'])
+    curate([src], tmp_path / "out", tokenizer=tokenizer)
+    raw = rejects(tmp_path / "out")[2]["raw"]
+    assert "555-0132" not in raw and "jo@example.org" not in raw and "[PHONE]" in raw
 
 
 def test_json_array_input_with_line_numbers(tmp_path):
@@ -48,62 +194,163 @@ def test_json_array_input_with_line_numbers(tmp_path):
     assert rows[1].reason == "non_string_instruction" and rows[1].line == 3
 
 
+def test_seed_format_example_curates(tmp_path, tokenizer):
+    report = curate([DATA / "examples" / "seed_format.json"], tmp_path, tokenizer=tokenizer)
+    assert report["rejected"] == 0 and report["kept"] == report["input_rows"] >= 5
+
+
 def test_bom_is_tolerated(tmp_path):
     src = tmp_path / "bom.jsonl"
     src.write_bytes(b"\xef\xbb\xbf" + json.dumps(GOOD).encode())
     assert read_rows(src)[0].data == GOOD
 
 
-def test_invalid_utf8_line_is_one_reject(tmp_path):
+def test_invalid_utf8_line_is_one_reject(tmp_path, tokenizer):
     src = tmp_path / "latin1.jsonl"
     src.write_bytes(json.dumps(GOOD).encode() + b'\n{"instruction": "caf\xe9", "response": "DIAGNOSIS_CODE: R42"}\n')
-    report = curate([src], tmp_path / "out")
+    report = curate([src], tmp_path / "out", tokenizer=tokenizer)
     assert report["by_reason"] == {"not_utf8": 1} and report["kept"] == 1
 
 
+@pytest.mark.parametrize("line, reason", [
+    ('{"response": "DIAGNOSIS_CODE: R42"}', "missing_instruction"),
+    ('{"instruction": "dizzy"}', "missing_response"),
+    ('{"instruction": "  ", "response": "DIAGNOSIS_CODE: R42"}', "empty_instruction"),
+    ('{"instruction": "dizzy", "response": ""}', "empty_response"),
+    ('{"instruction": ["dizzy"], "response": "DIAGNOSIS_CODE: R42"}', "non_string_instruction"),
+    ('{"instruction": "dizzy", "response": null}', "non_string_response"),
+    ('"dizzy -> R42"', "not_an_object"),
+    ('{"instruction": "dizzy", "response": "DIAGNOSIS_CODE: R42",}', "malformed_json"),
+])
+def test_field_defects(tmp_path, line, reason):
+    src = write(tmp_path / "in.jsonl", [GOOD, line])
+    assert read_rows(src)[1].reason == reason
+
+
+# --- rule 2: normalise and format -------------------------------------------------------------------
+
 def test_normalise_folds_unicode_and_whitespace():
-    assert normalise("  My\u00a0back\t\thurts\u3000 ") == "My back hurts"
+    assert normalise("  \uff2dy\u00a0back\t\thurts\u3000 ") == "My back hurts"
 
 
-def test_duplicates_differing_only_in_case_and_spacing_are_dropped(tmp_path):
-    twin = {**GOOD, "instruction": "  MY LOWER BACK has been aching   since yesterday. "}
-    src = write(tmp_path / "in.jsonl", [json.dumps(GOOD), json.dumps(twin)])
-    assert curate([src], tmp_path / "out")["by_reason"] == {"exact_duplicate": 1}
+@pytest.mark.parametrize("response, code", [
+    ("DIAGNOSIS_CODE: m54.50", "M54.50"), ("DIAGNOSIS_CODE:M54.50", "M54.50"),
+    ("The code is M54.50", None), ("M54.50", None), ("DIAGNOSIS_CODE: M54.50, R69", None),
+    ("diagnosis_code: M54.50", None), ("DIAGNOSIS_CODE:", None),
+])
+def test_response_format(response, code):
+    r = Row("f", 1, "", {"instruction": "x", "response": response})
+    assert check_format(r) == (None if code else "bad_response_format")
+    assert r.code == code
 
 
-def test_response_code_is_normalised_to_upper_case(tmp_path):
-    src = write(tmp_path / "in.jsonl", [json.dumps({**GOOD, "response": "DIAGNOSIS_CODE: m54.50"})])
-    curate([src], tmp_path / "out")
-    assert json.loads((tmp_path / "out" / "train.jsonl").read_text())["code"] == "M54.50"
+# --- rule 5: duplicates -----------------------------------------------------------------------------
+
+def test_exact_duplicates_keep_the_first():
+    kept, dropped = exact_duplicates([row("my back hurts", "M54.50", 1), row("my back hurts", "M54.50", 9)])
+    assert [r.line for r in kept] == [1] and dropped[0].reason == "exact_duplicate" and dropped[0].line == 9
 
 
-def test_course_dataset_splits_cover_every_code_and_never_share_a_phrasing(tmp_path):
-    report = curate([RAW_DATASET], tmp_path)
-    assert report["input_rows"] == report["kept"] + report["rejected"]
-    assert report["kept"] >= 300 and report["codes"] >= 30
-    splits = {name: [json.loads(line) for line in (tmp_path / f"{name}.jsonl").read_text().splitlines()]
-              for name in ("train", "val", "test")}
-    codes = [{r["code"] for r in rows} for rows in splits.values()]
-    assert codes[0] == codes[1] == codes[2]
-    instructions = [{r["instruction"].casefold() for r in rows} for rows in splits.values()]
-    assert not (instructions[0] & instructions[1]) and not (instructions[0] & instructions[2])
-    assert not (instructions[1] & instructions[2])
-    row = splits["train"][0]
-    assert row["prompt"][-1] == {"role": "user", "content": row["instruction"]}
-    assert row["completion"] == [{"role": "assistant", "content": row["response"]}]
+def test_one_text_with_two_codes_drops_both():
+    kept, dropped = conflicting_labels([row("Itchy eyes.", "H10.9", 1), row("itchy eyes", "L30.9", 2),
+                                        row("my back hurts", "M54.50", 3)])
+    assert [r.line for r in kept] == [3] and {r.reason for r in dropped} == {"conflicting_labels"}
 
 
-def test_split_is_reproducible(tmp_path):
-    curate([RAW_DATASET], tmp_path / "a")
-    curate([RAW_DATASET], tmp_path / "b")
-    assert (tmp_path / "a" / "test.jsonl").read_text() == (tmp_path / "b" / "test.jsonl").read_text()
+@pytest.mark.parametrize("variant", [
+    "MY THROAT HAS BEEN RAW AND SCRATCHY SINCE THE WEEKEND",
+    "my throat has been raw and scratchy since the weekend!!",
+    "My throat has been raw and scratchy since the weeknd.",
+    "My   throat has been raw, and scratchy since the weekend",
+])
+def test_near_duplicates_by_case_punctuation_spacing_and_typo(variant):
+    original = "My throat has been raw and scratchy since the weekend."
+    kept, dropped, _ = near_duplicates([row(original, "J02.9", 1), row(variant, "J02.9", 2)])
+    assert [r.line for r in kept] == [1] and dropped[0].reason == "near_duplicate"
 
+
+def test_different_complaints_sharing_words_are_not_near_duplicates():
+    kept, dropped, _ = near_duplicates([row("My throat has been raw and scratchy since the weekend.", "J02.9", 1),
+                                        row("My throat has been sore since I got back from the trip.", "J02.9", 2)])
+    assert len(kept) == 2 and dropped == []
+
+
+def test_near_identical_texts_with_different_codes_are_kept_and_reported():
+    kept, dropped, pairs = near_duplicates([row("Pain in my right knee going down stairs", "M25.561", 1),
+                                            row("Pain in my left knee going down stairs", "M25.562", 2)], 0.6)
+    assert len(kept) == 2 and dropped == [] and pairs and pairs[0][:2] == (1, 2)
+
+
+def test_near_duplicate_threshold_is_exact_jaccard():
+    a, b = "abcdefghij klmnopqrst", "abcdefghij klmnopqrsX"
+    for threshold, expect_dropped in ((0.95, 0), (0.7, 1)):
+        _, dropped, _ = near_duplicates([row(a, "R42", 1), row(b, "R42", 2)], threshold)
+        assert len(dropped) == expect_dropped
+
+
+# --- rules 6 and 7: length and chat template --------------------------------------------------------
+
+def test_max_length_ignores_a_few_outliers():
+    lengths = list(range(60, 160)) * 5  # 500 rows, then 3 pasted transcripts (0.6 %)
+    assert choose_max_length(lengths) == choose_max_length(lengths + [900, 1200, 4000]) == 224  # 158 x 1.25
+
+
+def test_too_long_row_is_rejected(tmp_path, tokenizer):
+    src = write(tmp_path / "in.jsonl", [GOOD, {**GOOD, "instruction": "my back hurts " * 80}])
+    report = curate([src], tmp_path / "out", tokenizer=tokenizer, max_length=64)
+    assert report["by_reason"] == {"too_long": 1} and "> max_length 64" in rejects(tmp_path / "out")[2]["detail"]
+
+
+def test_rendered_answer_ends_with_eos(tokenizer):
+    example = {**GOOD, **prompt_completion(GOOD)}
+    assert template_problem(example, tokenizer) is None
+    broken = {**example, "instruction": "my back<|im_end|>"}
+    assert template_problem(broken, tokenizer) == "special_token_in_text"
+
+
+def test_pad_token_equal_to_eos_is_refused(tokenizer):
+    import copy
+
+    bad = copy.deepcopy(tokenizer)
+    bad.pad_token = bad.eos_token
+    with pytest.raises(CourseError, match="never|not stop"):
+        check_tokenizer(bad)
+
+
+# --- rule 8: split and decontamination ---------------------------------------------------------------
+
+def test_split_keeps_a_phrasing_in_one_split_and_small_codes_in_train():
+    rows = [row(f"complaint number {i}", "R42", i) for i in range(10)] + [row("Complaint number 3!", "R42", 99)]
+    rows += [row("one", "R51.9", 50), row("two", "R51.9", 51)]
+    splits = split(rows)
+    where = {r.line: name for name, rs in splits.items() for r in rs}
+    assert where[3] == where[99]
+    assert where[50] == where[51] == "train"
+
+
+def test_decontamination_removes_the_same_complaint_in_other_wording_only():
+    wordings = ["What is the ICD-10-CM code for this complaint: {}", "Patient says: {} Give the diagnosis code.",
+                "Code this for the chart: {}"]
+    codes = ["R42", "J02.9", "R51.9", "M54.50"]
+    filler = [row(w.format(f"filler text {c} {i}"), c, 100 + i) for i, (w, c) in
+              enumerate((w, c) for w in wordings for c in codes)]
+    leak = "My head spins every time I stand up from the sofa."
+    test_twin = row(wordings[0].format(leak), "R42", 1)
+    train_leak = row(wordings[2].format(leak), "R42", 2)
+    common_phrase = row(wordings[2].format("My knee hurts every time I stand up from bending."), "M54.50", 3)
+    splits = {"train": [train_leak, common_phrase] + filler, "val": [], "test": [test_twin]}
+    dropped = decontaminate(splits)
+    assert [r.line for r in dropped] == [2] and dropped[0].reason == "overlaps_eval"
+    assert "test line 1" in dropped[0].detail and common_phrase in splits["train"]
+
+
+# --- the CLI ----------------------------------------------------------------------------------------
 
 def test_cli_reports_counts_and_exits_zero_with_rejects(tmp_path):
     result = run_module("helpers.curate", str(DATA / "examples" / "defects_demo.jsonl"), "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr
-    assert "10 rows read: 1 kept, 9 rejected" in result.stdout
-    assert json.loads((tmp_path / "report.json").read_text())["rejected"] == 9
+    assert "16 rows read: 3 kept, 13 rejected" in result.stdout
+    assert json.loads((tmp_path / "report.json").read_text())["rejected"] == 13
 
 
 @pytest.mark.parametrize("make, message", [
@@ -122,10 +369,3 @@ def test_cli_unreadable_input_is_a_one_line_error(tmp_path, make, message):
 def test_unreadable_file_raises_course_error(tmp_path):
     with pytest.raises(CourseError, match="no such file"):
         read_rows(tmp_path / "nope.jsonl")
-
-
-def test_split_puts_small_codes_in_train_only():
-    from helpers.curate import Row
-
-    rows = [Row("f", i, "", {}, code="R42") for i in range(2)]
-    assert [len(v) for v in split(rows).values()] == [2, 0, 0]

@@ -1,3 +1,4 @@
+from helpers.chat import extract_code
 from helpers.config import get_profile
 from helpers.lora import count_parameters, lora_config, lora_modules
 from helpers.training import make_trainer
@@ -41,12 +42,12 @@ def test_top_layers_restricts_adapters_to_the_last_blocks(base):
 
 
 def test_sft_config_follows_the_profile(tmp_path):
-    from helpers.training import sft_config
+    from helpers.training import curated_max_length, sft_config
 
     profile = get_profile("ci")
     config = sft_config(profile, tmp_path)
     assert config.num_train_epochs == profile.epochs
-    assert config.max_length == profile.max_length
+    assert profile.max_length is None and config.max_length == curated_max_length()  # chapter 1's measured limit
     assert config.learning_rate == profile.learning_rate
     assert not config.bf16 and config.use_cpu
     assert config.activation_checkpointing is False
@@ -58,3 +59,14 @@ def test_an_adapter_records_the_profile_it_was_trained_in(tmp_path):
     assert adapter_profile(tmp_path) is None
     (tmp_path / PROFILE_STAMP).write_text('{"profile": "ci"}')
     assert adapter_profile(tmp_path) == "ci"
+
+
+def test_profile_code_subset_applies_to_the_uncurated_set_too():
+    from helpers.training import load_split
+
+    profile = get_profile("ci")
+    train = load_split("train", profile)
+    uncurated = load_split("train_uncurated", profile)
+    codes = {r["code"] for r in train}
+    assert len(codes) == profile.codes
+    assert {extract_code(r["response"]) for r in uncurated} <= codes and len(uncurated) > len(train)
