@@ -52,27 +52,27 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     "ci": Profile(
         name="ci", model_id=EMBEDDED_MODEL, device="cpu", dtype="float32", quantize_base=None, codes=12,
-        epochs=7, batch_size=8, grad_accum=1, learning_rate=1e-3, max_length=None,
+        epochs=4, batch_size=8, grad_accum=1, learning_rate=1e-3, max_length=None,
         lora_r=32, lora_alpha=64, lora_targets="all-linear", lora_top_layers=10,
         eval_batch_size=32, test_limit=None, probe_limit=80, rag_scope="dataset-categories",
     ),
     "cpu": Profile(
         name="cpu", model_id=EMBEDDED_MODEL, device="cpu", dtype="float32", quantize_base=None, codes=None,
-        epochs=7, batch_size=8, grad_accum=1, learning_rate=1e-3, max_length=None,
+        epochs=4, batch_size=8, grad_accum=1, learning_rate=1e-3, max_length=None,
         lora_r=32, lora_alpha=64, lora_targets="all-linear", lora_top_layers=10,
         eval_batch_size=32, test_limit=None, probe_limit=None, rag_scope="all-billable",
     ),
     "colab-t4": Profile(
         name="colab-t4", model_id="HuggingFaceTB/SmolLM2-360M-Instruct", device="cuda",
         dtype="float16", quantize_base="4bit", codes=None,
-        epochs=7, batch_size=16, grad_accum=1, learning_rate=5e-4, max_length=None,
+        epochs=4, batch_size=16, grad_accum=1, learning_rate=5e-4, max_length=None,
         lora_r=32, lora_alpha=64, lora_targets="all-linear", lora_top_layers=None,
         eval_batch_size=64, test_limit=None, probe_limit=None, rag_scope="all-billable",
     ),
     "gpu": Profile(
         name="gpu", model_id="HuggingFaceTB/SmolLM2-1.7B-Instruct", device="cuda",
         dtype="bfloat16", quantize_base=None, codes=None,
-        epochs=7, batch_size=16, grad_accum=1, learning_rate=5e-4, max_length=None,
+        epochs=4, batch_size=16, grad_accum=1, learning_rate=5e-4, max_length=None,
         lora_r=32, lora_alpha=64, lora_targets="all-linear", lora_top_layers=None,
         eval_batch_size=64, test_limit=None, probe_limit=None, rag_scope="all-billable",
     ),
