@@ -137,7 +137,10 @@ def read_rows(path: Path) -> list[Row | Reject]:
         results = _read_array(text, name)
     else:
         results = []
-        for number, line in enumerate(text.splitlines(), start=1):
+        # Split on "\n" only: str.splitlines() also splits on U+2028, form feeds and other
+        # characters that may sit inside a JSON string, which would break rows and line numbers.
+        for number, line in enumerate(text.split("\n"), start=1):
+            line = line.removesuffix("\r")
             if not line.strip():
                 continue  # blank lines are not rows
             if not _is_utf8(line):

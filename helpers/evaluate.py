@@ -8,7 +8,9 @@ Usage::
 is loaded from the id recorded in ``adapter_config.json``). Every row's
 instruction is answered greedily; all answers go to a predictions JSONL (with
 ``correct`` per row) and the last line printed is
-``exact_match: <float> (n=<rows>)``.
+``exact_match: <float> (n=<rows>)``. ``--general`` also runs the course's
+general-knowledge probe (lm-evaluation-harness) on the same model and prints
+``general_probe_acc: <float> (n=<items>)`` just before it.
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ def read_eval_rows(path: Path) -> list[dict]:
     if not path.is_file():
         raise CourseError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+    for number, line in enumerate(path.read_text(encoding="utf-8-sig").split("\n"), start=1):  # not splitlines(): U+2028
         if not line.strip():
             continue
         try:
@@ -56,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--limit", type=int, help="score only the first N rows")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--general", action="store_true", help="also run the general-knowledge probe (forgetting)")
+    parser.add_argument("--general-limit", type=int, help="probe items to run (default: all)")
     args = parser.parse_args(argv)
 
     rows = read_eval_rows(args.data)[: args.limit]
@@ -68,6 +72,12 @@ def main(argv: list[str] | None = None) -> int:
     write_predictions(scores, out)
     wrong = sum(not p["correct"] for p in scores.predictions)
     print(f"{wrong} of {scores.n} rows wrong; predictions written to {show(out)}")
+    print(f"format_compliance: {scores.format_compliance:.4f}  billable_rate: {scores.billable_rate:.4f}")
+    if args.general:
+        from helpers.benchmarks import general_probe
+
+        probe = general_probe(model, tokenizer, limit=args.general_limit, batch_size=args.batch_size)
+        print(f"general_probe_acc: {probe['acc']:.4f} (n={probe['n']})")
     print(f"exact_match: {scores.exact_match:.4f} (n={scores.n})")
     return 0
 

@@ -53,26 +53,49 @@ class Scores:
     n: int
     exact_match: float
     format_compliance: float
+    billable_rate: float
     seconds_per_row: float
     predictions: list[dict] = field(repr=False, default_factory=list)
 
     def headline(self) -> dict:
         return {"n": self.n, "exact_match": round(self.exact_match, 4),
-                "format_compliance": round(self.format_compliance, 4)}
+                "format_compliance": round(self.format_compliance, 4), "billable_rate": round(self.billable_rate, 4)}
 
 
 def score(rows: list[dict], answers: list[str], seconds: float = 0.0) -> Scores:
+    """Exact match, format compliance and billable-code rate, each from a local ``evaluate`` module."""
     references = [row_code(r) for r in rows]
     predicted = [extract_code(a) for a in answers]
-    em = load_metric("diagnosis_exact_match").compute(predictions=[p or "" for p in predicted], references=references)["exact_match"]
+    codes = [p or "" for p in predicted]  # the metrics' features are strings
+    em = load_metric("diagnosis_exact_match").compute(predictions=codes, references=references)["exact_match"]
+    compliance = load_metric("diagnosis_format").compute(predictions=answers)["format_compliance"]
+    billable = load_metric("billable_code").compute(predictions=codes)["billable_rate"]
     predictions = [
         {"instruction": r["instruction"], "reference": ref, "answer": a, "predicted": p, "correct": p == ref}
         for r, ref, a, p in zip(rows, references, answers, predicted)
     ]
     n = len(rows)
-    return Scores(n=n, exact_match=em,
-                  format_compliance=sum(p is not None for p in predicted) / n if n else 0.0,
+    return Scores(n=n, exact_match=em, format_compliance=compliance, billable_rate=billable,
                   seconds_per_row=seconds / n if n else 0.0, predictions=predictions)
+
+
+def per_code(scores: Scores) -> list[dict]:
+    """Accuracy per reference code, worst first: where the model needs more (or better) data."""
+    table: dict[str, list[int]] = {}
+    for p in scores.predictions:
+        table.setdefault(p["reference"], [0, 0])
+        table[p["reference"]][0] += 1
+        table[p["reference"]][1] += p["correct"]
+    rows = [{"code": code, "n": n, "correct": ok, "accuracy": ok / n} for code, (n, ok) in table.items()]
+    return sorted(rows, key=lambda r: (r["accuracy"], r["code"]))
+
+
+def confusions(scores: Scores, top: int = 10) -> list[dict]:
+    """The most frequent (reference, predicted) pairs among wrong answers."""
+    from collections import Counter
+
+    pairs = Counter((p["reference"], p["predicted"] or "(no code)") for p in scores.predictions if not p["correct"])
+    return [{"reference": ref, "predicted": pred, "count": n} for (ref, pred), n in pairs.most_common(top)]
 
 
 def row_code(row: dict) -> str:

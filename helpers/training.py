@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from helpers.config import Profile
+from helpers.jsonl import read_jsonl
 from helpers.paths import ADAPTER_DIR, OUTPUTS, SPLITS_DIR
 
 
@@ -42,12 +43,12 @@ def curated_max_length(splits_dir: Path = SPLITS_DIR) -> int:
 def load_split(name: str, profile: Profile | None = None, splits_dir: Path = SPLITS_DIR) -> list[dict]:
     """Rows of a curated split (``train``, ``val``, ``test`` or ``train_uncurated``), as the profile uses them."""
     path = ensure_curated(splits_dir) / f"{name}.jsonl"
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = read_jsonl(path)
     if profile is not None and profile.codes:
         from helpers.chat import extract_code
 
-        curated = [json.loads(line) for line in (Path(splits_dir) / "test.jsonl").read_text().splitlines()]
-        keep = set(select_codes(sorted({r["code"] for r in curated}), profile.codes))
+        codes = sorted({r["code"] for r in read_jsonl(Path(splits_dir) / "test.jsonl")})
+        keep = set(select_codes(codes, profile.codes))
         # Uncurated rows have no checked code: go by what their answer says.
         rows = [r for r in rows if r.get("code", extract_code(r["response"])) in keep]
     if profile is not None and name == "test" and profile.test_limit:
@@ -83,7 +84,7 @@ def sft_config(profile: Profile, output_dir: Path, **overrides):
         # (after ~5 epochs), and a decaying schedule would slow exactly that phase.
         lr_scheduler_type="constant_with_warmup",
         warmup_steps=10,
-        max_length=profile.max_length or curated_max_length(),
+        max_length=overrides.pop("max_length", None) or profile.max_length or curated_max_length(),
         logging_steps=1,  # a loss point per step for the curve
         eval_strategy="epoch",
         save_strategy="epoch",
@@ -175,12 +176,26 @@ def peft_config_for(profile: Profile, model):
                        top_layers=profile.lora_top_layers, num_layers=model.config.num_hidden_layers)
 
 
-def train_adapter(profile: Profile, out_dir: Path = ADAPTER_DIR, callbacks=None):
-    """Chapter 4's recipe end to end: returns the trainer after saving the adapter."""
+def last_checkpoint(output_dir: Path) -> str | None:
+    """The newest complete checkpoint in ``output_dir``, or None: where a killed run resumes."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(str(output_dir)) if Path(output_dir).is_dir() else None
+
+
+def train_adapter(profile: Profile, out_dir: Path = ADAPTER_DIR, callbacks=None, resume: bool = False,
+                  checkpoints: Path = OUTPUTS / "checkpoints"):
+    """Chapter 4's recipe end to end: returns the trainer after saving the adapter.
+
+    With ``resume=True`` a run that was interrupted (a closed laptop, a Colab
+    disconnect, a killed process) continues from its last epoch checkpoint:
+    weights, optimizer, scheduler and the random state of the data order all
+    come back, so it ends where an uninterrupted run would have.
+    """
     model, tokenizer = model_for_training(profile)
     trainer = make_trainer(model, tokenizer, profile, load_split("train", profile), load_split("val", profile),
-                           peft_config=peft_config_for(profile, model), callbacks=callbacks)
-    trainer.train()
+                           output_dir=checkpoints, peft_config=peft_config_for(profile, model), callbacks=callbacks)
+    trainer.train(resume_from_checkpoint=last_checkpoint(checkpoints) if resume else None)
     save_adapter(trainer, tokenizer, out_dir, base_model_id=profile.model_id, profile_name=profile.name)
     return trainer
 

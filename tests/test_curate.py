@@ -369,3 +369,11 @@ def test_cli_unreadable_input_is_a_one_line_error(tmp_path, make, message):
 def test_unreadable_file_raises_course_error(tmp_path):
     with pytest.raises(CourseError, match="no such file"):
         read_rows(tmp_path / "nope.jsonl")
+
+
+def test_line_separators_inside_strings_do_not_split_rows(tmp_path):
+    tricky = {**GOOD, "instruction": "My back hurts\u2028since Monday\x0cand\x85today"}
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps(GOOD) + "\r\n" + json.dumps(tricky, ensure_ascii=False) + "\n", encoding="utf-8")
+    rows = read_rows(src)
+    assert [r.line for r in rows] == [1, 2] and all(isinstance(r, Row) for r in rows)

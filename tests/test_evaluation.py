@@ -50,3 +50,26 @@ def test_greedy_generation_is_deterministic_and_batch_independent(base):
     single = [generate_answers(model, tokenizer, [q], batch_size=1, max_new_tokens=8)[0] for q in questions]
     assert batched == single
     assert tokenizer.padding_side == "right"  # restored after generation
+
+
+@pytest.mark.parametrize("name, kwargs, key, value", [
+    ("diagnosis_format", {"predictions": ["DIAGNOSIS_CODE: R42", " DIAGNOSIS_CODE:I10 ", "The code is R42",
+                                          "DIAGNOSIS_CODE: R42, I10"]}, "format_compliance", 0.5),
+    ("billable_code", {"predictions": ["R42", "J06", "X99.99", "", "m54.50"]}, "billable_rate", 0.4),
+])
+def test_format_and_billable_modules_load_with_the_hub_unreachable(monkeypatch, name, kwargs, key, value):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
+    assert load_metric(name).compute(**kwargs)[key] == pytest.approx(value)
+
+
+def test_per_code_accuracy_and_confusions():
+    from helpers.evaluation import confusions, per_code
+
+    rows = [{"instruction": str(i), "response": f"DIAGNOSIS_CODE: {c}"} for i, c in enumerate(["R42", "R42", "I10"])]
+    scores = score(rows, ["DIAGNOSIS_CODE: R42", "DIAGNOSIS_CODE: I10", "hello"])
+    assert scores.billable_rate == pytest.approx(2 / 3)
+    assert per_code(scores) == [{"code": "I10", "n": 1, "correct": 0, "accuracy": 0.0},
+                                {"code": "R42", "n": 2, "correct": 1, "accuracy": 0.5}]
+    assert confusions(scores) == [{"reference": "R42", "predicted": "I10", "count": 1},
+                                  {"reference": "I10", "predicted": "(no code)", "count": 1}]

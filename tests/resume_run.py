@@ -1,0 +1,46 @@
+"""A tiny LoRA run for the resume-after-kill test (run as a subprocess by tests/test_resume.py).
+
+Usage: python tests/resume_run.py OUT_DIR {fresh|kill-at-4|resume}
+Prints one JSON line with the final losses and a checksum of the adapter weights.
+"""
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+import torch
+from transformers import TrainerCallback
+
+from helpers.chat import prompt_completion
+from helpers.config import get_profile
+from helpers.lora import lora_config
+from helpers.models import load_model
+from helpers.paths import DATA
+from helpers.training import last_checkpoint, make_trainer
+
+out_dir, mode = Path(sys.argv[1]), sys.argv[2]
+rows = [{**r, **prompt_completion(r)} for r in json.loads((DATA / "examples" / "seed_format.json").read_text())]
+
+
+class KillAfterSave(TrainerCallback):
+    """SIGKILL this process right after the checkpoint of step 4 is written: no clean shutdown at all."""
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.global_step == 4:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+model, tokenizer = load_model()
+trainer = make_trainer(
+    model, tokenizer, get_profile("ci"), rows, rows[:2], output_dir=out_dir,
+    peft_config=lora_config(r=4, alpha=8, top_layers=2, num_layers=model.config.num_hidden_layers),
+    callbacks=[KillAfterSave()] if mode == "kill-at-4" else None,
+    max_steps=8, per_device_train_batch_size=2, save_strategy="steps", save_steps=2, eval_strategy="no",
+    save_total_limit=None, warmup_steps=0, disable_tqdm=True, max_length=256,
+)
+trainer.train(resume_from_checkpoint=last_checkpoint(out_dir) if mode == "resume" else None)
+losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
+weights = torch.cat([p.detach().flatten() for n, p in trainer.model.named_parameters() if "lora_" in n])
+print(json.dumps({"steps": trainer.state.global_step, "last_loss": losses[-1],
+                  "weights_sum": weights.double().sum().item(), "weights_abs": weights.double().abs().sum().item()}))
