@@ -28,8 +28,14 @@ def load_metric(name: str):
 
 @torch.no_grad()
 def generate_answers(model, tokenizer, instructions: list[str], batch_size: int = 16,
-                     max_new_tokens: int = 16, desc: str = "answering", progress: bool = True) -> list[str]:
-    """Greedy answers to each instruction, formatted with the course's chat template."""
+                     max_new_tokens: int = 16, desc: str = "answering", progress: bool = True,
+                     messages=prompt_messages) -> list[str]:
+    """Greedy answers to each instruction, formatted with the course's chat template.
+
+    ``messages`` turns an instruction into the conversation sent to the model
+    (default: the course's system prompt and the instruction; chapter 5's
+    few-shot prompts pass their own).
+    """
     old_side = tokenizer.padding_side
     tokenizer.padding_side = "left"  # generation continues from the right edge
     answers: list[str] = []
@@ -37,7 +43,7 @@ def generate_answers(model, tokenizer, instructions: list[str], batch_size: int 
         for start in tqdm(range(0, len(instructions), batch_size), desc=desc, unit="batch",
                           disable=not progress):
             batch = instructions[start:start + batch_size]
-            texts = [tokenizer.apply_chat_template(prompt_messages(i), tokenize=False, add_generation_prompt=True)
+            texts = [tokenizer.apply_chat_template(messages(i), tokenize=False, add_generation_prompt=True)
                      for i in batch]
             enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
             out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
