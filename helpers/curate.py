@@ -28,8 +28,8 @@ Rules, applied in this order (each a small function below, each with tests):
 8. split: stratified by code, no phrasing in two splits; then train rows that
    share content n-grams with a val/test row are removed (decontamination).
 
-Besides the splits it writes ``train_uncurated.jsonl``: the same raw rows with
-only PII scrubbed and the val/test rows taken out, for chapter 4's
+Besides the splits it writes ``train_uncurated.jsonl``: the same raw rows,
+normalised and PII-scrubbed but otherwise unchecked, with the val/test rows taken out, for chapter 4's
 "quality versus quantity" comparison.
 """
 from __future__ import annotations
@@ -48,7 +48,7 @@ from pathlib import Path
 from helpers import icd10
 from helpers.chat import prompt_completion
 from helpers.errors import CourseError, run_cli
-from helpers.jsonl import write_jsonl
+from helpers.jsonl import read_jsonl, write_jsonl
 from helpers.paths import show
 from helpers.pii import scrub
 
@@ -83,10 +83,41 @@ class Reject:
     detail: str | None = None
 
     def as_dict(self) -> dict:
-        out = {"file": self.file, "line": self.line, "reason": self.reason, "raw": scrub(self.raw)[0]}
+        out = {"file": self.file, "line": self.line, "reason": self.reason, "raw": scrub_raw(self.raw)}
         if self.detail:
-            out["detail"] = self.detail
+            out["detail"] = _text(scrub(self.detail)[0])
         return out
+
+
+def _text(value: str) -> str:
+    """Writable UTF-8: undecodable bytes and lone surrogates become U+FFFD."""
+    return value.encode("utf-8", "replace").decode("utf-8")
+
+
+def _scrub_values(value):
+    if isinstance(value, str):
+        return scrub(_text(value))[0]
+    if isinstance(value, list):
+        return [_scrub_values(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _scrub_values(v) for k, v in value.items()}
+    return value
+
+
+def scrub_raw(raw: str) -> str:
+    """A rejected row's text with PII removed.
+
+    A row that parses is scrubbed value by value and written back as JSON, so
+    an escape (``\\n`` before a name, ``\\u0040`` in an e-mail) cannot hide
+    PII from the patterns; a row that does not parse is scrubbed as text, with
+    its common escapes decoded first.
+    """
+    try:
+        return json.dumps(_scrub_values(json.loads(raw)), ensure_ascii=False)
+    except PARSE_ERRORS:
+        text = re.sub(r"\\u([0-9a-fA-F]{4})", lambda m: chr(int(m.group(1), 16)), raw)
+        text = _text(text.replace("\\n", "\n").replace("\\t", "\t"))
+        return scrub(text)[0]
 
 
 def reject(row: Row, reason: str, detail: str | None = None) -> Reject:
@@ -105,6 +136,8 @@ def _check_fields(obj, file: str, line: int, raw: str) -> Row | Reject:
             return Reject(file, line, f"non_string_{key}", raw)
         if not obj[key].strip():
             return Reject(file, line, f"empty_{key}", raw)
+        if not _is_utf8(obj[key]):  # a lone surrogate escape such as "\ud800": not text
+            return Reject(file, line, "not_utf8", raw)
     return Row(file, line, raw, {"instruction": obj["instruction"], "response": obj["response"]})
 
 
@@ -129,52 +162,90 @@ def _is_utf8(text: str) -> bool:
         return False
 
 
+# A line that is JSON but beyond what the parser will take (a 5,000-digit number, 100,000 nested
+# brackets) is as unreadable as a syntax error: a reject, never a traceback.
+PARSE_ERRORS = (json.JSONDecodeError, ValueError, RecursionError)
+
+
+def _looks_like_array_file(text: str) -> bool:
+    """A JSON array file, as opposed to JSON Lines whose first row happens to be an array."""
+    if not text.lstrip().startswith("["):
+        return False
+    try:
+        return isinstance(json.loads(text), list)
+    except PARSE_ERRORS:
+        first = next(line for line in text.split("\n") if line.strip())
+        try:
+            json.loads(first)
+            return False  # the first line is a complete value on its own: JSON Lines
+        except PARSE_ERRORS:
+            return True  # an array file with a broken element somewhere
+
+
 def read_rows(path: Path) -> list[Row | Reject]:
     """Rule 1: parse a JSONL file or a JSON array file into rows and rejects."""
     text = _decode(path)
     name = show(path) if path.is_absolute() else str(path)  # never an absolute path in outputs
-    if text.lstrip().startswith("["):
+    if _looks_like_array_file(text):
         results = _read_array(text, name)
     else:
-        results = []
-        # Split on "\n" only: str.splitlines() also splits on U+2028, form feeds and other
-        # characters that may sit inside a JSON string, which would break rows and line numbers.
-        for number, line in enumerate(text.split("\n"), start=1):
-            line = line.removesuffix("\r")
-            if not line.strip():
-                continue  # blank lines are not rows
-            if not _is_utf8(line):
-                results.append(Reject(name, number, "not_utf8", line.encode("utf-8", "replace").decode()))
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError:
-                results.append(Reject(name, number, "malformed_json", line))
-                continue
-            results.append(_check_fields(obj, name, number, line))
+        results = _read_lines(text, name)
     if results and all(isinstance(r, Reject) and r.reason in ("malformed_json", "not_utf8") for r in results):
         raise CourseError(f"{path}: no parsable JSON row (is it a JSONL or JSON array file?)")
     return results
 
 
+def _read_lines(text: str, name: str, first_line: int = 1) -> list[Row | Reject]:
+    results: list[Row | Reject] = []
+    # Split on "\n" only: str.splitlines() also splits on U+2028, form feeds and other
+    # characters that may sit inside a JSON string, which would break rows and line numbers.
+    for number, line in enumerate(text.split("\n"), start=first_line):
+        line = line.removesuffix("\r")
+        if not line.strip():
+            continue  # blank lines are not rows
+        if not _is_utf8(line):
+            results.append(Reject(name, number, "not_utf8", line))
+            continue
+        try:
+            obj = json.loads(line)
+        except PARSE_ERRORS:
+            results.append(Reject(name, number, "malformed_json", line))
+            continue
+        results.append(_check_fields(obj, name, number, line))
+    return results
+
+
 def _read_array(text: str, name: str) -> list[Row | Reject]:
-    """Parse ``[{...}, {...}]`` element by element, keeping each element's line."""
+    """Parse ``[{...}, {...}]`` element by element, keeping each element's line.
+
+    A broken element is rejected up to the end of its line and reading goes on
+    with the next line, so one bad element costs one reject, not the rest of
+    the file. Anything after the closing bracket is read as JSON Lines.
+    """
     decoder = json.JSONDecoder()
     results: list[Row | Reject] = []
     index = text.index("[") + 1
+    line, counted = 1, 0  # line number of text[counted], kept as a running count (not recounted per element)
     while True:
         while index < len(text) and text[index] in " \t\r\n,":
             index += 1
-        if index >= len(text) or text[index] == "]":
+        line += text.count("\n", counted, index)
+        counted = index
+        if index >= len(text):
             return results
-        line = text.count("\n", 0, index) + 1
+        if text[index] == "]":
+            rest = text[index + 1:]
+            return results + (_read_lines(rest, name, first_line=line) if rest.strip() else [])
         try:
             obj, end = decoder.raw_decode(text, index)
-        except json.JSONDecodeError:
-            # The rest of the array cannot be delimited reliably: one reject for it.
-            results.append(Reject(name, line, "malformed_json", text[index:].strip()))
-            return results
-        results.append(_check_fields(obj, name, line, text[index:end]))
+        except PARSE_ERRORS:
+            end = text.find("\n", index)
+            end = len(text) if end < 0 else end
+            results.append(Reject(name, line, "malformed_json", text[index:end].strip()))
+            index = end
+            continue
+        raw = text[index:end]
+        results.append(Reject(name, line, "not_utf8", raw) if not _is_utf8(raw) else _check_fields(obj, name, line, raw))
         index = end
 
 
@@ -509,7 +580,7 @@ def uncurated_train(parsed: list[Row | Reject], splits: dict[str, list[Row]]) ->
         instruction = scrub(normalise(original["instruction"]))[0]
         if phrasing_key(instruction) in held_out:
             continue
-        data = {"instruction": instruction, "response": normalise(original["response"])}
+        data = {"instruction": instruction, "response": scrub(normalise(original["response"]))[0]}
         rows.append({**data, **prompt_completion(data), "source": f"{item.file}:{item.line}"})
     return rows
 
@@ -605,14 +676,23 @@ def curate(inputs: list[Path], out_dir: Path, seed: int = 0, tokenizer=None, max
     return report
 
 
+def _positive(value: str) -> int:
+    number = int(value)
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of tokens, not {value}")
+    return number
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m helpers.curate", description=__doc__.split("\n\n")[0])
     parser.add_argument("inputs", nargs="+", type=Path, help="JSONL or JSON-array files")
     parser.add_argument("--out", required=True, type=Path, help="output directory")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max-length", type=int, default=None,
+    parser.add_argument("--max-length", type=_positive, default=None,
                         help="token limit per row (default: chosen from the measured distribution)")
     args = parser.parse_args(argv)
+    if args.out.exists() and not args.out.is_dir():
+        raise CourseError(f"{args.out}: exists and is not a directory (--out names the output directory)")
     report = curate(args.inputs, args.out, seed=args.seed, max_length=args.max_length)
     print(
         f"{report['input_rows']} rows read: {report['kept']} kept, {report['rejected']} rejected "
@@ -627,13 +707,12 @@ def rejects_table(out_dir: Path, reasons: list[str] | None = None, width: int = 
     """``rejects.jsonl`` as a DataFrame (raw text shortened to ``width``), optionally only some reasons."""
     import pandas as pd
 
-    table = pd.read_json(Path(out_dir) / "rejects.jsonl", lines=True, dtype=False)
-    if "detail" not in table:
-        table["detail"] = None
+    columns = ["line", "reason", "detail", "raw"]
+    table = pd.DataFrame(read_jsonl(Path(out_dir) / "rejects.jsonl"), columns=["file", *columns])
     if reasons:
         table = table[table["reason"].isin(reasons)]
     table["raw"] = table["raw"].str.slice(0, width)
-    return table[["line", "reason", "detail", "raw"]].fillna("")
+    return table[columns].fillna("")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ not survive is the number itself. Each span found is replaced by a typed
 placeholder (``[PHONE]``, ``[EMAIL]``, ``[DATE]``, ``[ID]``, ``[NAME]``), so the
 row stays readable and a reviewer can see what was removed. The same scrubber
 runs over the ``raw`` text of every reject and over the uncurated training set,
-so no output of the pipeline holds PII verbatim.
+so no output of the pipeline holds PII verbatim (as far as these patterns find it; see "names" below).
 
 What does the finding:
 
@@ -45,8 +45,10 @@ DATE = re.compile(
     rf"|\d{{1,2}}(?:st|nd|rd|th)? (?:of )?{_MONTHS}\.?,? (?:19|20)\d{{2}})\b",  # 14 March 1982
     re.IGNORECASE,
 )
-_NAME = r"[A-Z][a-z]+(?:[-'][A-Z][a-z]+)?"
-_FULL_NAME = rf"{_NAME}(?: [A-Z]\.)?(?: {_NAME})?"
+# Letters of any alphabet ("José", "Łukasz", "O'Brien", "McDonald"), ending at a word boundary;
+# whether a word is capitalised is checked in code, since re has no class for capital letters.
+_NAME = r"[^\W\d_]+(?:['\u2019-][^\W\d_]+)*(?![\w'])"
+_FULL_NAME = rf"{_NAME}(?: [^\W\d_]\.)?(?: {_NAME})?"
 # Cue words are matched case-insensitively; the name itself must be capitalised.
 # Strong cues introduce a name by definition, so one word is enough; weak cues
 # ("I'm", "this is") precede ordinary words too, so they need a first and a last name.
@@ -83,10 +85,15 @@ def find_pii(text: str) -> list[Span]:
         spans += [Span("phone", m.start, m.end) for m in phonenumbers.PhoneNumberMatcher(text, region)]
     for kind, pattern in (("email", EMAIL), ("id", SSN), ("id", MRN), ("date", DATE)):
         spans += [Span(kind, m.start(), m.end()) for m in pattern.finditer(text)]
-    for pattern in NAME_CUES:
+    for weak, pattern in zip((False, False, True, True), NAME_CUES):
         for match in pattern.finditer(text):
             words = match.group(1).split()
-            if words[0].strip(".") in NOT_NAMES:
+            # Only capitalised words are names; a weak cue needs two of them.
+            while words and not words[-1][0].isupper():
+                words.pop()
+            if not words or not words[0][0].isupper() or words[0].strip(".") in NOT_NAMES:
+                continue
+            if weak and (len(words) < 2 or words[1] in NOT_NAMES):
                 continue
             # Drop trailing words that are ordinary capitalised words, not surnames.
             while len(words) > 1 and words[-1] in NOT_NAMES:

@@ -13,6 +13,7 @@ from helpers.curate import (
 )
 from helpers.chat import prompt_completion
 from helpers.errors import CourseError
+from helpers.jsonl import read_jsonl
 from helpers.paths import DATA, RAW_DATASET
 from tests.conftest import run_module
 
@@ -27,11 +28,11 @@ def write(path: Path, rows: list) -> Path:
 
 
 def rejects(out: Path) -> dict[int, dict]:
-    return {r["line"]: r for r in map(json.loads, (out / "rejects.jsonl").read_text().splitlines())}
+    return {r["line"]: r for r in read_jsonl(out / "rejects.jsonl")}
 
 
 def split_rows(out: Path, name: str) -> list[dict]:
-    return [json.loads(line) for line in (out / f"{name}.jsonl").read_text().splitlines()]
+    return read_jsonl(out / f"{name}.jsonl")
 
 
 def row(instruction: str, code: str, line: int = 1) -> Row:
@@ -377,3 +378,43 @@ def test_line_separators_inside_strings_do_not_split_rows(tmp_path):
     src.write_text(json.dumps(GOOD) + "\r\n" + json.dumps(tricky, ensure_ascii=False) + "\n", encoding="utf-8")
     rows = read_rows(src)
     assert [r.line for r in rows] == [1, 2] and all(isinstance(r, Row) for r in rows)
+
+
+@pytest.mark.parametrize("line, reason", [
+    ('{"instruction": "x", "response": "DIAGNOSIS_CODE: R42", "n": ' + "1" * 5000 + "}", "malformed_json"),
+    ("[" * 100000 + "]" * 100000, "malformed_json"),
+    ('{"instruction": "pain in my head \\ud800 here", "response": "DIAGNOSIS_CODE: R51.9"}', "not_utf8"),
+])
+def test_pathological_lines_are_rejects_not_crashes(tmp_path, tokenizer, line, reason):
+    src = write(tmp_path / "in.jsonl", [GOOD, line])
+    report = curate([src], tmp_path / "out", tokenizer=tokenizer)
+    assert report["by_reason"] == {reason: 1} and report["kept"] == 1
+
+
+def test_array_file_with_a_bad_element_keeps_the_rest(tmp_path):
+    src = tmp_path / "seed.json"
+    src.write_text("[\n" + json.dumps(GOOD) + ",\n" + '{"instruction": "x", "response": "y",},\n'
+                   + json.dumps({**GOOD, "instruction": "b"}) + ",\n" + json.dumps({**GOOD, "instruction": "c"}) + "\n]\n"
+                   + json.dumps({**GOOD, "instruction": "after the array"}) + "\n")
+    rows = read_rows(src)
+    assert [(r.line, getattr(r, "reason", "row")) for r in rows] == [
+        (2, "row"), (3, "malformed_json"), (4, "row"), (5, "row"), (7, "row")]
+
+
+def test_jsonl_whose_first_row_is_an_array_is_still_jsonl(tmp_path):
+    src = write(tmp_path / "in.jsonl", ['["a", "b"]', GOOD, {**GOOD, "instruction": "other"}])
+    rows = read_rows(src)
+    assert [(r.line, getattr(r, "reason", "row")) for r in rows] == [(1, "not_an_object"), (2, "row"), (3, "row")]
+
+
+def test_pii_never_reaches_detail_raw_or_the_uncurated_set(tmp_path, tokenizer):
+    src = write(tmp_path / "in.jsonl", [
+        GOOD,
+        {"instruction": "x", "response": "DIAGNOSIS_CODE: 415-555-0132"},
+        '{"instruction": "Which code fits best?\\nName: Dana Whitfield. Mail jo\\u0040example.org", "response": "H92"}',
+        {"instruction": "My ear hurts", "response": "The code is H92.09, call 415-555-0199"},
+    ])
+    curate([src], tmp_path / "out", tokenizer=tokenizer)
+    text = "\n".join(p.read_text(encoding="utf-8") for p in (tmp_path / "out").iterdir())
+    for secret in ("555-0132", "555-0199", "Whitfield", "jo@example", "jo\\u0040example"):
+        assert secret not in text, secret
