@@ -12,16 +12,15 @@ text is general knowledge, not ICD-10 complaints.
 """
 from __future__ import annotations
 
-import json
-
 import torch
 
+from helpers.jsonl import read_jsonl
 from helpers.paths import PROBE_DATASET
 
 
 def general_prompts(limit: int | None = None) -> list[str]:
     """Question and choices of each probe item, as plain text."""
-    items = [json.loads(line) for line in PROBE_DATASET.read_text(encoding="utf-8").split("\n") if line.strip()]
+    items = read_jsonl(PROBE_DATASET)
     texts = [f"Question: {it['question']}\nChoices: {', '.join(it['choices'])}" for it in items]
     return texts[:limit] if limit else texts
 
