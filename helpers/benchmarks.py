@@ -18,7 +18,9 @@ import yaml
 from helpers.paths import PROBE_DATASET
 
 PROBE_YAML = PROBE_DATASET.with_suffix(".yaml")
-HUB_TASKS = ["arc_easy", "hellaswag", "piqa"]
+# General tasks, plus the two MMLU subjects closest to the course's domain: a medical fine-tune that
+# forgets medicine is worse than one that forgets trivia.
+HUB_TASKS = ["arc_easy", "hellaswag", "piqa", "mmlu_clinical_knowledge", "mmlu_college_medicine"]
 
 
 def probe_task_config(yaml_path: Path = PROBE_YAML) -> dict:

@@ -4,7 +4,7 @@ Notebooks read every size (model, steps, batch, max_length) from the active
 profile and never hard-code one. The profile is picked by ``COURSE_PROFILE``
 or, when that is unset, detected from the hardware:
 
-* ``ci``       -- the fast CPU run that CI executes under nbval: 12 of the dataset's 64 codes;
+* ``ci``       -- the fast CPU run that CI executes under nbval: 8 of the dataset's 64 codes;
 * ``cpu``      -- the full course on a laptop CPU (the embedded model);
 * ``colab-t4`` -- a Colab T4: fp16 (the T4 has no bf16), 4-bit base, a bigger Hub model;
 * ``gpu``      -- a recent NVIDIA GPU with bf16.
@@ -38,10 +38,14 @@ class Profile:
     lora_alpha: int
     lora_targets: str  # "attention" or "all-linear"
     lora_top_layers: int | None  # adapt only the last N blocks (None = all); a CPU speed lever
+    patience: int | None  # stop after this many epochs without a better val exact match (None = never)
+    # the side-by-side runs of chapter 4b (full FT vs LoRA vs QLoRA, ranks, targets): a smaller, equal budget
+    compare_codes: int
+    compare_epochs: int
     # evaluation (chapters 5-7)
     eval_batch_size: int
     test_limit: int | None  # rows of the test split to score; None = all
-    probe_limit: int | None  # items of the general probe; None = all
+    probe_limit: int | None  # items of the general probe; None = all (also scored after every epoch)
     # retrieval (chapter 6)
     rag_scope: str  # "dataset-categories" or "all-billable"
 
@@ -51,29 +55,33 @@ class Profile:
 
 PROFILES: dict[str, Profile] = {
     "ci": Profile(
-        name="ci", model_id=EMBEDDED_MODEL, device="cpu", dtype="float32", quantize_base=None, codes=12,
+        name="ci", model_id=EMBEDDED_MODEL, device="cpu", dtype="float32", quantize_base=None, codes=8,
         epochs=4, batch_size=8, grad_accum=1, learning_rate=1e-3, max_length=None,
-        lora_r=32, lora_alpha=64, lora_targets="all-linear", lora_top_layers=10,
-        eval_batch_size=32, test_limit=None, probe_limit=80, rag_scope="dataset-categories",
+        lora_r=32, lora_alpha=64, lora_targets="all-linear", lora_top_layers=10, patience=1,
+        compare_codes=4, compare_epochs=2,
+        eval_batch_size=32, test_limit=None, probe_limit=40, rag_scope="dataset-categories",
     ),
     "cpu": Profile(
         name="cpu", model_id=EMBEDDED_MODEL, device="cpu", dtype="float32", quantize_base=None, codes=None,
         epochs=4, batch_size=8, grad_accum=1, learning_rate=1e-3, max_length=None,
-        lora_r=32, lora_alpha=64, lora_targets="all-linear", lora_top_layers=10,
+        lora_r=32, lora_alpha=64, lora_targets="all-linear", lora_top_layers=10, patience=1,
+        compare_codes=8, compare_epochs=4,
         eval_batch_size=32, test_limit=None, probe_limit=None, rag_scope="all-billable",
     ),
     "colab-t4": Profile(
         name="colab-t4", model_id="HuggingFaceTB/SmolLM2-360M-Instruct", device="cuda",
         dtype="float16", quantize_base="4bit", codes=None,
         epochs=4, batch_size=16, grad_accum=1, learning_rate=5e-4, max_length=None,
-        lora_r=32, lora_alpha=64, lora_targets="all-linear", lora_top_layers=None,
+        lora_r=32, lora_alpha=64, lora_targets="all-linear", lora_top_layers=None, patience=1,
+        compare_codes=16, compare_epochs=4,
         eval_batch_size=64, test_limit=None, probe_limit=None, rag_scope="all-billable",
     ),
     "gpu": Profile(
         name="gpu", model_id="HuggingFaceTB/SmolLM2-1.7B-Instruct", device="cuda",
         dtype="bfloat16", quantize_base=None, codes=None,
         epochs=4, batch_size=16, grad_accum=1, learning_rate=5e-4, max_length=None,
-        lora_r=32, lora_alpha=64, lora_targets="all-linear", lora_top_layers=None,
+        lora_r=32, lora_alpha=64, lora_targets="all-linear", lora_top_layers=None, patience=1,
+        compare_codes=16, compare_epochs=4,
         eval_batch_size=64, test_limit=None, probe_limit=None, rag_scope="all-billable",
     ),
 }

@@ -18,7 +18,7 @@ NOTEBOOKS = ROOT / "notebooks"
 
 
 def notebooks() -> list[Path]:
-    return sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    return sorted(NOTEBOOKS.glob("[0-9][0-9]*_*.ipynb"))
 
 
 def execute(path: Path, out_path: Path) -> float:

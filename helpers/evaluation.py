@@ -125,3 +125,44 @@ def write_predictions(scores: Scores, path: Path) -> Path:
 
 def mismatches(scores: Scores, limit: int = 10) -> list[dict]:
     return [p for p in scores.predictions if not p["correct"]][:limit]
+
+
+def nearest_train_similarity(rows: list[dict], train_rows: list[dict]) -> list[float]:
+    """For each row, how close the most similar training phrasing of the same code is (0 to 1).
+
+    The instruction wording ("What is the ICD-10-CM code for ...") is cut out
+    first, as chapter 1's decontamination does; what remains is compared as a
+    set of words (Jaccard). A low value means the model never saw anything
+    like this complaint for that code: a test of generalisation, not recall.
+    """
+    from types import SimpleNamespace
+
+    from helpers.curate import boilerplate, content_words
+
+    common = boilerplate([SimpleNamespace(data=r, code=row_code(r)) for r in [*rows, *train_rows]])
+    by_code: dict[str, list[set[str]]] = {}
+    for r in train_rows:
+        by_code.setdefault(row_code(r), []).append(set(content_words(r["instruction"], common)))
+    out = []
+    for r in rows:
+        words = set(content_words(r["instruction"], common))
+        out.append(max((len(words & other) / len(words | other) for other in by_code.get(row_code(r), [])
+                        if words | other), default=0.0))
+    return out
+
+
+def by_novelty(scores: Scores, similarity: list[float]) -> dict:
+    """Exact match on the test rows least like training (below the median similarity) and on the rest."""
+    import statistics
+
+    if len(similarity) != len(scores.predictions):
+        raise ValueError("one similarity per scored row is needed")
+    median = statistics.median(similarity) if similarity else 0.0
+    unlike = [p["correct"] for p, s in zip(scores.predictions, similarity) if s < median]
+    like = [p["correct"] for p, s in zip(scores.predictions, similarity) if s >= median]
+
+    def rate(flags):
+        return round(sum(flags) / len(flags), 4) if flags else None
+
+    return {"median_similarity": round(median, 4), "unlike_n": len(unlike), "unlike_exact_match": rate(unlike),
+            "like_n": len(like), "like_exact_match": rate(like)}

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from transformers import TrainerCallback
 
 from helpers.config import Profile
 from helpers.jsonl import read_jsonl
@@ -108,9 +109,24 @@ def sft_config(profile: Profile, output_dir: Path, **overrides):
 
 
 def make_trainer(model, tokenizer, profile: Profile, train_rows: list[dict], val_rows: list[dict],
-                 output_dir: Path = OUTPUTS / "checkpoints", peft_config=None, callbacks=None, **overrides):
+                 output_dir: Path = OUTPUTS / "checkpoints", peft_config=None, callbacks=None,
+                 patience: int | None = None, **overrides):
+    """An ``SFTTrainer`` for the profile's recipe.
+
+    ``patience``: stop when val exact match has not improved for that many
+    epochs and end on the best epoch's weights. Needs an :class:`EpochEval` in
+    ``callbacks`` (it supplies the metric).
+    """
+    from transformers import EarlyStoppingCallback
     from trl import SFTTrainer
 
+    callbacks = list(callbacks or [])
+    if patience:
+        if not any(isinstance(c, EpochEval) for c in callbacks):
+            raise ValueError("early stopping on val exact match needs an EpochEval callback")
+        overrides = dict(load_best_model_at_end=True, metric_for_best_model="eval_exact_match",
+                         greater_is_better=True, **overrides)
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=patience))
     seed_everything(0)
     return SFTTrainer(
         model=model,
@@ -193,8 +209,12 @@ def train_adapter(profile: Profile, out_dir: Path = ADAPTER_DIR, callbacks=None,
     come back, so it ends where an uninterrupted run would have.
     """
     model, tokenizer = model_for_training(profile)
-    trainer = make_trainer(model, tokenizer, profile, load_split("train", profile), load_split("val", profile),
-                           output_dir=checkpoints, peft_config=peft_config_for(profile, model), callbacks=callbacks)
+    val_rows = load_split("val", profile)
+    callbacks = [EpochEval(tokenizer, val_rows, profile.eval_batch_size, probe_limit=profile.probe_limit),
+                 *(callbacks or [])]
+    trainer = make_trainer(model, tokenizer, profile, load_split("train", profile), val_rows,
+                           output_dir=checkpoints, peft_config=peft_config_for(profile, model), callbacks=callbacks,
+                           patience=profile.patience)
     trainer.train(resume_from_checkpoint=last_checkpoint(checkpoints) if resume else None)
     save_adapter(trainer, tokenizer, out_dir, base_model_id=profile.model_id, profile_name=profile.name)
     return trainer
@@ -216,29 +236,69 @@ def ensure_adapter(profile: Profile, out_dir: Path = ADAPTER_DIR) -> Path:
     return out_dir
 
 
-def exact_match_callback(tokenizer, rows: list[dict], batch_size: int = 32):
-    """A TrainerCallback that scores greedy exact match on ``rows`` after every epoch.
+class EpochEval(TrainerCallback):
+    """Scores the model being trained after every evaluation (each epoch).
 
-    Validation loss says how surprised the model is by the right answer; exact
-    match says whether it *writes* it. The two can disagree, so we watch both.
-    Scores land in ``callback.history`` as (epoch, exact_match) and in the trainer's log.
+    * **val exact match**: validation loss says how surprised the model is by
+      the right answer; exact match says whether it *writes* it. The two can
+      disagree, so we watch both. The score is added to the trainer's metrics
+      as ``eval_exact_match``, which early stopping and "keep the best
+      checkpoint" then use.
+    * **general score** (``probe=True``): accuracy on the course's
+      general-knowledge probe (``probe_limit`` items), also once before the
+      first step, so the forgetting curve starts at the base model.
+
+    Points land in the trainer's ``log_history``, so a resumed run keeps the
+    points measured before the interruption; :attr:`history` reads them back.
     """
-    from transformers import TrainerCallback
 
-    from helpers.evaluation import evaluate_rows
+    def __init__(self, tokenizer, rows: list[dict], batch_size: int = 32, probe: bool = True,
+                 probe_limit: int | None = None):
+        self.tokenizer, self.rows, self.batch_size = tokenizer, rows, batch_size
+        self.probe, self.probe_limit = probe, probe_limit
+        self.state = None
 
-    class ExactMatchCallback(TrainerCallback):
-        def __init__(self):
-            self.history: list[tuple[float, float]] = []
+    def _general_acc(self, model) -> float:
+        from helpers.benchmarks import general_probe
 
-        def on_epoch_end(self, args, state, control, model=None, **kwargs):
-            was_training = model.training
-            model.eval()
-            scores = evaluate_rows(model, tokenizer, rows, batch_size, progress=False)
-            model.train(was_training)
-            self.history.append((round(state.epoch), scores.exact_match))
-            state.log_history.append({"epoch": state.epoch, "step": state.global_step,
-                                      "val_exact_match": scores.exact_match})
-            print(f"epoch {state.epoch:.0f}: val exact match {scores.exact_match:.3f}")
+        return general_probe(model, self.tokenizer, limit=self.probe_limit)["acc"]
 
-    return ExactMatchCallback()
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        self.state = state
+        if self.probe and not any("general_acc" in e for e in state.log_history):
+            with _eval_mode(model):
+                state.log_history.append({"epoch": 0.0, "step": 0, "general_acc": self._general_acc(model)})
+
+    def on_evaluate(self, args, state, control, metrics=None, model=None, **kwargs):
+        from helpers.evaluation import evaluate_rows
+
+        with _eval_mode(model):
+            point = {"epoch": round(state.epoch, 2), "step": state.global_step,
+                     "val_exact_match": evaluate_rows(model, self.tokenizer, self.rows, self.batch_size,
+                                                      progress=False).exact_match}
+            if self.probe:
+                point["general_acc"] = self._general_acc(model)
+        metrics["eval_exact_match"] = point["val_exact_match"]
+        state.log_history.append(point)
+        general = f", general score {point['general_acc']:.3f}" if "general_acc" in point else ""
+        print(f"epoch {state.epoch:.0f}: val exact match {point['val_exact_match']:.3f}{general}", flush=True)
+
+    @property
+    def history(self) -> list[dict]:
+        """One dict per measurement: epoch, step, and val_exact_match and/or general_acc."""
+        log = self.state.log_history if self.state else []
+        return [e for e in log if "val_exact_match" in e or "general_acc" in e]
+
+
+class _eval_mode:
+    """Switch a model to eval mode (no dropout) for a measurement, then back."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def __enter__(self):
+        self.was_training = self.model.training
+        self.model.eval()
+
+    def __exit__(self, *exc):
+        self.model.train(self.was_training)

@@ -32,3 +32,13 @@ def test_hub_benchmarks_are_skipped_offline_with_a_message(base, capsys, monkeyp
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     assert hub_benchmarks(*base) is None
     assert "skipped" in capsys.readouterr().out
+
+
+def test_every_standard_task_is_known_to_lm_eval():
+    # Catches a renamed or misspelt task offline, before a Colab user meets it.
+    from lm_eval.tasks import TaskManager
+
+    from helpers.benchmarks import HUB_TASKS
+
+    known = set(TaskManager().all_tasks)
+    assert set(HUB_TASKS) <= known, set(HUB_TASKS) - known

@@ -73,3 +73,28 @@ def test_per_code_accuracy_and_confusions():
                                 {"code": "R42", "n": 2, "correct": 1, "accuracy": 0.5}]
     assert confusions(scores) == [{"reference": "R42", "predicted": "I10", "count": 1},
                                   {"reference": "I10", "predicted": "(no code)", "count": 1}]
+
+
+def test_nearest_train_similarity_ignores_the_instruction_wording_and_other_codes():
+    from helpers.evaluation import nearest_train_similarity
+
+    wording = ["What is the ICD-10-CM code for this complaint: ", "Code this for the chart: ",
+               "Convert the following complaint into a code: "]
+    train = [{"instruction": w + text, "response": f"DIAGNOSIS_CODE: {code}"}
+             for w in wording for text, code in [("my lower back aches", "M54.50"), ("sore throat all week", "J02.9"),
+                                                  ("ringing in both ears", "H93.13")]]
+    test = [{"instruction": wording[1] + "my lower back aches", "response": "DIAGNOSIS_CODE: M54.50"},
+            {"instruction": wording[0] + "sore throat all week", "response": "DIAGNOSIS_CODE: M54.50"}]
+    same, other_code = nearest_train_similarity(test, train)
+    assert same == 1.0  # same complaint in another wording: the wording does not count
+    assert other_code == 0.0  # its words exist in training, but under another code
+
+
+def test_by_novelty_splits_exact_match_at_the_median_similarity():
+    from helpers.evaluation import by_novelty
+
+    rows = [{"instruction": str(i), "response": "DIAGNOSIS_CODE: J02.9"} for i in range(4)]
+    answers = ["DIAGNOSIS_CODE: J02.9", "DIAGNOSIS_CODE: R05.9", "DIAGNOSIS_CODE: J02.9", "DIAGNOSIS_CODE: J02.9"]
+    split = by_novelty(score(rows, answers), [0.1, 0.2, 0.6, 0.9])
+    assert split == {"median_similarity": 0.4, "unlike_n": 2, "unlike_exact_match": 0.5,
+                     "like_n": 2, "like_exact_match": 1.0}

@@ -1,0 +1,62 @@
+"""The per-epoch callback of chapter 4: val exact match, the general score, early stopping."""
+import json
+
+import pytest
+
+from helpers.chat import prompt_completion
+from helpers.config import get_profile
+from helpers.lora import lora_config
+from helpers.models import load_model
+from helpers.paths import DATA
+from helpers.training import EpochEval, loss_history, make_trainer
+
+
+def seed_rows():
+    return [{**r, **prompt_completion(r)} for r in json.loads((DATA / "examples" / "seed_format.json").read_text())]
+
+
+def tiny_trainer(tmp_path, callbacks, patience, epochs=4):
+    model, tokenizer = load_model()  # a fresh copy: LoRA is injected into it
+    rows = seed_rows()
+    trainer = make_trainer(
+        model, tokenizer, get_profile("ci"), rows, rows[:2], output_dir=tmp_path,
+        peft_config=lora_config(r=4, alpha=8, top_layers=2, num_layers=model.config.num_hidden_layers),
+        callbacks=callbacks(tokenizer, rows[:2]), patience=patience,
+        num_train_epochs=epochs, per_device_train_batch_size=4, warmup_steps=0, learning_rate=0.0,
+        disable_tqdm=True, max_length=256,
+    )
+    return trainer
+
+
+def test_every_epoch_records_val_exact_match_and_the_general_score_from_the_base_on(tmp_path):
+    watch = {}
+
+    def callbacks(tokenizer, val):
+        watch["cb"] = EpochEval(tokenizer, val, batch_size=2, probe_limit=4)
+        return [watch["cb"]]
+
+    trainer = tiny_trainer(tmp_path, callbacks, patience=None, epochs=2)
+    trainer.train()
+    history = watch["cb"].history
+    assert [p["step"] for p in history] == [0, 2, 4]
+    assert "val_exact_match" not in history[0] and 0.0 <= history[0]["general_acc"] <= 1.0
+    assert all(0.0 <= p["val_exact_match"] <= 1.0 and "general_acc" in p for p in history[1:])
+    # With a learning rate of zero the weights never move, so the general score cannot either.
+    assert {p["general_acc"] for p in history} == {history[0]["general_acc"]}
+    # The callback's points do not disturb the loss curves.
+    train_curve, val_curve = loss_history(trainer)
+    assert len(train_curve) == 4 and len(val_curve) == 2
+
+
+def test_early_stopping_ends_when_val_exact_match_stops_improving(tmp_path):
+    # Learning rate zero: exact match never improves, so patience 1 stops after the second epoch of four.
+    trainer = tiny_trainer(tmp_path, lambda tok, val: [EpochEval(tok, val, batch_size=2, probe=False)], patience=1)
+    trainer.train()
+    assert trainer.state.global_step == 4
+    assert trainer.state.best_metric is not None
+    assert trainer.args.metric_for_best_model == "eval_exact_match" and trainer.args.load_best_model_at_end
+
+
+def test_early_stopping_without_the_callback_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="EpochEval"):
+        tiny_trainer(tmp_path, lambda tok, val: [], patience=1)
