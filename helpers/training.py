@@ -291,14 +291,28 @@ class EpochEval(TrainerCallback):
 
 
 class _eval_mode:
-    """Switch a model to eval mode (no dropout) for a measurement, then back."""
+    """A measurement in the middle of training: eval mode (no dropout), then back, with the random state untouched.
+
+    lm-eval reseeds Python's, NumPy's and torch's generators; without putting
+    them back, every epoch would restart the dropout masks and the data order
+    from the same seed, and training with the callback would differ from
+    training without it.
+    """
 
     def __init__(self, model):
         self.model = model
 
     def __enter__(self):
         self.was_training = self.model.training
+        self.states = (random.getstate(), np.random.get_state(), torch.random.get_rng_state(),
+                       torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None)
         self.model.eval()
 
     def __exit__(self, *exc):
         self.model.train(self.was_training)
+        python, numpy_state, cpu, cuda = self.states
+        random.setstate(python)
+        np.random.set_state(numpy_state)
+        torch.random.set_rng_state(cpu)
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)

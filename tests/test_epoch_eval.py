@@ -60,3 +60,23 @@ def test_early_stopping_ends_when_val_exact_match_stops_improving(tmp_path):
 def test_early_stopping_without_the_callback_is_refused(tmp_path):
     with pytest.raises(ValueError, match="EpochEval"):
         tiny_trainer(tmp_path, lambda tok, val: [], patience=1)
+
+
+def test_a_measurement_leaves_the_random_state_as_it_found_it():
+    import random
+
+    import numpy as np
+    import torch
+
+    from helpers.training import _eval_mode
+
+    model = torch.nn.Linear(2, 2)
+    model.train()
+    torch.manual_seed(1), random.seed(1), np.random.seed(1)
+    expected = (torch.rand(1).item(), random.random(), np.random.rand())
+    torch.manual_seed(1), random.seed(1), np.random.seed(1)
+    with _eval_mode(model):
+        assert not model.training
+        torch.manual_seed(0), random.seed(0), np.random.seed(0)  # what lm-eval does
+    assert model.training
+    assert (torch.rand(1).item(), random.random(), np.random.rand()) == expected
