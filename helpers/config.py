@@ -42,6 +42,7 @@ class Profile:
     # the side-by-side runs of chapter 4b (full FT vs LoRA vs QLoRA, ranks, targets): a smaller, equal budget
     compare_codes: int
     compare_epochs: int
+    compare_probe_items: int | None  # general-probe items per measurement in those runs (None = all)
     # evaluation (chapters 5-7)
     eval_batch_size: int
     test_limit: int | None  # rows of the test split to score; None = all
@@ -58,14 +59,14 @@ PROFILES: dict[str, Profile] = {
         name="ci", model_id=EMBEDDED_MODEL, device="cpu", dtype="float32", quantize_base=None, codes=8,
         epochs=4, batch_size=8, grad_accum=1, learning_rate=1e-3, max_length=None,
         lora_r=32, lora_alpha=64, lora_targets="all-linear", lora_top_layers=10, patience=1,
-        compare_codes=4, compare_epochs=2,
+        compare_codes=2, compare_epochs=1, compare_probe_items=16,
         eval_batch_size=32, test_limit=None, probe_limit=40, rag_scope="dataset-categories",
     ),
     "cpu": Profile(
         name="cpu", model_id=EMBEDDED_MODEL, device="cpu", dtype="float32", quantize_base=None, codes=None,
         epochs=4, batch_size=8, grad_accum=1, learning_rate=1e-3, max_length=None,
         lora_r=32, lora_alpha=64, lora_targets="all-linear", lora_top_layers=10, patience=1,
-        compare_codes=8, compare_epochs=4,
+        compare_codes=6, compare_epochs=3, compare_probe_items=80,
         eval_batch_size=32, test_limit=None, probe_limit=None, rag_scope="all-billable",
     ),
     "colab-t4": Profile(
@@ -73,7 +74,7 @@ PROFILES: dict[str, Profile] = {
         dtype="float16", quantize_base="4bit", codes=None,
         epochs=4, batch_size=16, grad_accum=1, learning_rate=5e-4, max_length=None,
         lora_r=32, lora_alpha=64, lora_targets="all-linear", lora_top_layers=None, patience=1,
-        compare_codes=16, compare_epochs=4,
+        compare_codes=16, compare_epochs=4, compare_probe_items=None,
         eval_batch_size=64, test_limit=None, probe_limit=None, rag_scope="all-billable",
     ),
     "gpu": Profile(
@@ -81,7 +82,7 @@ PROFILES: dict[str, Profile] = {
         dtype="bfloat16", quantize_base=None, codes=None,
         epochs=4, batch_size=16, grad_accum=1, learning_rate=5e-4, max_length=None,
         lora_r=32, lora_alpha=64, lora_targets="all-linear", lora_top_layers=None, patience=1,
-        compare_codes=16, compare_epochs=4,
+        compare_codes=16, compare_epochs=4, compare_probe_items=None,
         eval_batch_size=64, test_limit=None, probe_limit=None, rag_scope="all-billable",
     ),
 }

@@ -57,14 +57,10 @@ RECIPES = ["lora-attention-r8", "lora-attention-r32", "lora"]
 DATA_QUALITY = ["lora", "lora-uncurated"]
 
 
-#: general-probe items scored per epoch in a comparison run (the headline run of chapter 4 scores them all)
-COMPARE_PROBE_ITEMS = 120
-
-
 def compare_profile(profile: Profile) -> Profile:
     """The profile's smaller, shared budget for side-by-side runs (no early stopping: equal epochs for all)."""
     return dataclasses.replace(profile, codes=profile.compare_codes, epochs=profile.compare_epochs, patience=None,
-                               probe_limit=min(profile.probe_limit or COMPARE_PROBE_ITEMS, COMPARE_PROBE_ITEMS))
+                               probe_limit=profile.compare_probe_items)
 
 
 def peak_memory_mb(device: str) -> tuple[float, str]:
