@@ -10,6 +10,7 @@ reachable (Colab), the standard tasks run through the same code path.
 """
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 
@@ -33,6 +34,15 @@ def probe_task_config(yaml_path: Path = PROBE_YAML) -> dict:
     return config
 
 
+@functools.lru_cache(maxsize=1)
+def task_manager():
+    """lm-eval's task index, built once per process: indexing every task file takes seconds, and chapter 4
+    runs the probe after every epoch."""
+    from lm_eval.tasks import TaskManager
+
+    return TaskManager()
+
+
 def run_tasks(model, tokenizer, tasks: list, limit: int | None = None, batch_size: int = 16) -> dict:
     """Run lm-eval tasks on an in-memory model; returns {task: {metric: value}}."""
     import lm_eval
@@ -40,7 +50,7 @@ def run_tasks(model, tokenizer, tasks: list, limit: int | None = None, batch_siz
 
     logging.getLogger("lm_eval").setLevel(logging.ERROR)
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, device=str(model.device))
-    out = lm_eval.simple_evaluate(model=lm, tasks=tasks, limit=limit, log_samples=False,
+    out = lm_eval.simple_evaluate(model=lm, tasks=tasks, limit=limit, log_samples=False, task_manager=task_manager(),
                                   bootstrap_iters=0, random_seed=0, numpy_random_seed=0, torch_random_seed=0)
     return {
         task: {k.split(",")[0]: v for k, v in metrics.items() if k.split(",")[0] in ("acc", "acc_norm")}

@@ -38,7 +38,9 @@ class Profile:
     lora_alpha: int
     lora_targets: str  # "attention" or "all-linear"
     lora_top_layers: int | None  # adapt only the last N blocks (None = all); a CPU speed lever
-    patience: int | None  # stop after this many epochs without a better val exact match (None = never)
+    # stop after this many epochs without a better val exact match (None = never); 2, not 1: exact match often
+    # stays flat (at 0) for the first epochs before it jumps, and a tie counts as no progress
+    patience: int | None
     # the side-by-side runs of chapter 4b (full FT vs LoRA vs QLoRA, ranks, targets): a smaller, equal budget
     compare_codes: int
     compare_epochs: int
@@ -58,14 +60,14 @@ PROFILES: dict[str, Profile] = {
     "ci": Profile(
         name="ci", model_id=EMBEDDED_MODEL, device="cpu", dtype="float32", quantize_base=None, codes=8,
         epochs=4, batch_size=8, grad_accum=1, learning_rate=1e-3, max_length=None,
-        lora_r=32, lora_alpha=64, lora_targets="all-linear", lora_top_layers=10, patience=1,
+        lora_r=32, lora_alpha=64, lora_targets="all-linear", lora_top_layers=10, patience=2,
         compare_codes=2, compare_epochs=1, compare_probe_items=16,
         eval_batch_size=32, test_limit=None, probe_limit=40, rag_scope="dataset-categories",
     ),
     "cpu": Profile(
         name="cpu", model_id=EMBEDDED_MODEL, device="cpu", dtype="float32", quantize_base=None, codes=None,
         epochs=4, batch_size=8, grad_accum=1, learning_rate=1e-3, max_length=None,
-        lora_r=32, lora_alpha=64, lora_targets="all-linear", lora_top_layers=10, patience=1,
+        lora_r=32, lora_alpha=64, lora_targets="all-linear", lora_top_layers=10, patience=2,
         compare_codes=6, compare_epochs=3, compare_probe_items=80,
         eval_batch_size=32, test_limit=None, probe_limit=None, rag_scope="all-billable",
     ),
@@ -73,7 +75,7 @@ PROFILES: dict[str, Profile] = {
         name="colab-t4", model_id="HuggingFaceTB/SmolLM2-360M-Instruct", device="cuda",
         dtype="float16", quantize_base="4bit", codes=None,
         epochs=4, batch_size=16, grad_accum=1, learning_rate=5e-4, max_length=None,
-        lora_r=32, lora_alpha=64, lora_targets="all-linear", lora_top_layers=None, patience=1,
+        lora_r=32, lora_alpha=64, lora_targets="all-linear", lora_top_layers=None, patience=2,
         compare_codes=16, compare_epochs=4, compare_probe_items=None,
         eval_batch_size=64, test_limit=None, probe_limit=None, rag_scope="all-billable",
     ),
@@ -81,7 +83,7 @@ PROFILES: dict[str, Profile] = {
         name="gpu", model_id="HuggingFaceTB/SmolLM2-1.7B-Instruct", device="cuda",
         dtype="bfloat16", quantize_base=None, codes=None,
         epochs=4, batch_size=16, grad_accum=1, learning_rate=5e-4, max_length=None,
-        lora_r=32, lora_alpha=64, lora_targets="all-linear", lora_top_layers=None, patience=1,
+        lora_r=32, lora_alpha=64, lora_targets="all-linear", lora_top_layers=None, patience=2,
         compare_codes=16, compare_epochs=4, compare_probe_items=None,
         eval_batch_size=64, test_limit=None, probe_limit=None, rag_scope="all-billable",
     ),

@@ -152,17 +152,20 @@ def nearest_train_similarity(rows: list[dict], train_rows: list[dict]) -> list[f
 
 
 def by_novelty(scores: Scores, similarity: list[float]) -> dict:
-    """Exact match on the test rows least like training (below the median similarity) and on the rest."""
-    import statistics
+    """Exact match on the half of the rows least like training and on the other half.
 
+    Split by rank, not by a threshold: many rows can share one similarity
+    (several at 0.0), and a threshold could leave a half empty.
+    """
     if len(similarity) != len(scores.predictions):
         raise ValueError("one similarity per scored row is needed")
-    median = statistics.median(similarity) if similarity else 0.0
-    unlike = [p["correct"] for p, s in zip(scores.predictions, similarity) if s < median]
-    like = [p["correct"] for p, s in zip(scores.predictions, similarity) if s >= median]
+    order = sorted(range(len(similarity)), key=lambda i: similarity[i])
+    half = len(order) // 2
+    unlike, like = order[:half], order[half:]
 
-    def rate(flags):
-        return round(sum(flags) / len(flags), 4) if flags else None
+    def rate(indices):
+        return round(sum(scores.predictions[i]["correct"] for i in indices) / len(indices), 4) if indices else None
 
-    return {"median_similarity": round(median, 4), "unlike_n": len(unlike), "unlike_exact_match": rate(unlike),
+    return {"median_similarity": round(similarity[order[half]], 4) if order else 0.0,
+            "unlike_n": len(unlike), "unlike_exact_match": rate(unlike),
             "like_n": len(like), "like_exact_match": rate(like)}

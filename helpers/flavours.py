@@ -87,8 +87,10 @@ def run_variant(name: str, profile: Profile | None = None) -> dict:
     train_rows = load_split(variant.split, budget)
     val_rows, test_rows = load_split("val", budget), load_split("test", budget)
 
-    model, tokenizer = load_model(budget.model_id, quantization=variant.quantize, dtype=budget.dtype,
-                                  device=budget.device)
+    # Full fine-tuning keeps float32 master weights (half precision comes from autocast): pure fp16/bf16
+    # weights would round away most of its small updates, and fp16 gradients cannot be unscaled.
+    dtype = "float32" if variant.method == "full" else budget.dtype
+    model, tokenizer = load_model(budget.model_id, quantization=variant.quantize, dtype=dtype, device=budget.device)
     peft_config = None
     if variant.method == "full":
         model.requires_grad_(True)

@@ -124,8 +124,9 @@ def make_trainer(model, tokenizer, profile: Profile, train_rows: list[dict], val
     if patience:
         if not any(isinstance(c, EpochEval) for c in callbacks):
             raise ValueError("early stopping on val exact match needs an EpochEval callback")
-        overrides = dict(load_best_model_at_end=True, metric_for_best_model="eval_exact_match",
-                         greater_is_better=True, **overrides)
+        # restore_callback_states_from_checkpoint: a resumed run keeps its count of epochs without progress.
+        overrides = {"load_best_model_at_end": True, "metric_for_best_model": "eval_exact_match",
+                     "greater_is_better": True, "restore_callback_states_from_checkpoint": True, **overrides}
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=patience))
     seed_everything(0)
     return SFTTrainer(
@@ -273,7 +274,7 @@ class EpochEval(TrainerCallback):
         from helpers.evaluation import evaluate_rows
 
         with _eval_mode(model):
-            point = {"epoch": round(state.epoch, 2), "step": state.global_step,
+            point = {"epoch": round(state.epoch or 0.0, 2), "step": state.global_step,
                      "val_exact_match": evaluate_rows(model, self.tokenizer, self.rows, self.batch_size,
                                                       progress=False).exact_match}
             if self.probe:
@@ -281,7 +282,7 @@ class EpochEval(TrainerCallback):
         metrics["eval_exact_match"] = point["val_exact_match"]
         state.log_history.append(point)
         general = f", general score {point['general_acc']:.3f}" if "general_acc" in point else ""
-        print(f"epoch {state.epoch:.0f}: val exact match {point['val_exact_match']:.3f}{general}", flush=True)
+        print(f"epoch {state.epoch or 0:.0f}: val exact match {point['val_exact_match']:.3f}{general}", flush=True)
 
     @property
     def history(self) -> list[dict]:

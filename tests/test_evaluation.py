@@ -96,5 +96,13 @@ def test_by_novelty_splits_exact_match_at_the_median_similarity():
     rows = [{"instruction": str(i), "response": "DIAGNOSIS_CODE: J02.9"} for i in range(4)]
     answers = ["DIAGNOSIS_CODE: J02.9", "DIAGNOSIS_CODE: R05.9", "DIAGNOSIS_CODE: J02.9", "DIAGNOSIS_CODE: J02.9"]
     split = by_novelty(score(rows, answers), [0.1, 0.2, 0.6, 0.9])
-    assert split == {"median_similarity": 0.4, "unlike_n": 2, "unlike_exact_match": 0.5,
+    assert split == {"median_similarity": 0.6, "unlike_n": 2, "unlike_exact_match": 0.5,
                      "like_n": 2, "like_exact_match": 1.0}
+
+
+def test_by_novelty_keeps_both_halves_when_many_rows_tie():
+    from helpers.evaluation import by_novelty
+
+    rows = [{"instruction": str(i), "response": "DIAGNOSIS_CODE: J02.9"} for i in range(4)]
+    split = by_novelty(score(rows, ["DIAGNOSIS_CODE: J02.9"] * 4), [0.0, 0.0, 0.0, 0.5])
+    assert (split["unlike_n"], split["like_n"]) == (2, 2)
