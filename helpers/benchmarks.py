@@ -10,7 +10,9 @@ reachable (Colab), the standard tasks run through the same code path.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
+import io
 import logging
 from pathlib import Path
 
@@ -50,8 +52,12 @@ def run_tasks(model, tokenizer, tasks: list, limit: int | None = None, batch_siz
 
     logging.getLogger("lm_eval").setLevel(logging.ERROR)
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, device=str(model.device))
-    out = lm_eval.simple_evaluate(model=lm, tasks=tasks, limit=limit, log_samples=False, task_manager=task_manager(),
-                                  bootstrap_iters=0, random_seed=0, numpy_random_seed=0, torch_random_seed=0)
+    # lm-eval draws its own progress bars on stderr; chapter 4 runs the probe after every epoch, and a
+    # page of bars per run would bury the training log.
+    with contextlib.redirect_stderr(io.StringIO()):
+        out = lm_eval.simple_evaluate(model=lm, tasks=tasks, limit=limit, log_samples=False,
+                                      task_manager=task_manager(), bootstrap_iters=0, random_seed=0,
+                                      numpy_random_seed=0, torch_random_seed=0)
     return {
         task: {k.split(",")[0]: v for k, v in metrics.items() if k.split(",")[0] in ("acc", "acc_norm")}
         for task, metrics in out["results"].items()
