@@ -137,7 +137,7 @@ def nearest_train_similarity(rows: list[dict], train_rows: list[dict]) -> list[f
     """
     from types import SimpleNamespace
 
-    from helpers.curate import boilerplate, content_words
+    from helpers.curate import boilerplate, content_words, jaccard
 
     common = boilerplate([SimpleNamespace(data=r, code=row_code(r)) for r in [*rows, *train_rows]])
     by_code: dict[str, list[set[str]]] = {}
@@ -146,8 +146,8 @@ def nearest_train_similarity(rows: list[dict], train_rows: list[dict]) -> list[f
     out = []
     for r in rows:
         words = set(content_words(r["instruction"], common))
-        out.append(max((len(words & other) / len(words | other) for other in by_code.get(row_code(r), [])
-                        if words | other), default=0.0))
+        out.append(max((jaccard(words, other) for other in by_code.get(row_code(r), []) if words | other),
+                       default=0.0))
     return out
 
 

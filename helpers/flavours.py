@@ -77,43 +77,38 @@ def peak_memory_mb(device: str) -> tuple[float, str]:
 def run_variant(name: str, profile: Profile | None = None) -> dict:
     """Train and measure one variant in this process; returns its row of the comparison table."""
     from helpers.evaluation import evaluate_rows
-    from helpers.lora import count_parameters, lora_config
-    from helpers.models import load_model
-    from helpers.training import EpochEval, load_split, make_trainer, seed_everything
+    from helpers.lora import count_parameters
+    from helpers.training import EpochEval, load_split, make_trainer, model_for_training, peft_config_for, seed_everything
 
     variant = VARIANTS[name]
     budget = compare_profile(profile or get_profile())
+    r = variant.r or budget.lora_r
+    # The variant as a profile, so the model and adapter come from chapter 4's own functions.
+    setup = dataclasses.replace(budget, quantize_base=variant.quantize, lora_r=r, lora_alpha=2 * r,
+                                lora_targets=variant.targets or budget.lora_targets,
+                                learning_rate=variant.learning_rate or budget.learning_rate)
     seed_everything(0)
     train_rows = load_split(variant.split, budget)
     val_rows, test_rows = load_split("val", budget), load_split("test", budget)
 
-    # Full fine-tuning keeps float32 master weights (half precision comes from autocast): pure fp16/bf16
-    # weights would round away most of its small updates, and fp16 gradients cannot be unscaled.
-    dtype = "float32" if variant.method == "full" else budget.dtype
-    model, tokenizer = load_model(budget.model_id, quantization=variant.quantize, dtype=dtype, device=budget.device)
     peft_config = None
     if variant.method == "full":
+        # Full fine-tuning keeps float32 master weights (half precision comes from autocast): pure fp16/bf16
+        # weights would round away most of its small updates, and fp16 gradients cannot be unscaled.
+        model, tokenizer = model_for_training(dataclasses.replace(setup, dtype="float32"))
         model.requires_grad_(True)
         model.train()
     else:
-        if variant.quantize:
-            from peft import prepare_model_for_kbit_training
-
-            model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
-        r = variant.r or budget.lora_r
-        peft_config = lora_config(r, 2 * r, variant.targets or budget.lora_targets,
-                                  top_layers=budget.lora_top_layers, num_layers=model.config.num_hidden_layers)
+        model, tokenizer = model_for_training(setup)
+        peft_config = peft_config_for(setup, model)
     if budget.device == "cuda":
         import torch
 
         torch.cuda.reset_peak_memory_stats()
     watch = EpochEval(tokenizer, val_rows, budget.eval_batch_size, probe_limit=budget.probe_limit)
     with tempfile.TemporaryDirectory() as tmp:
-        overrides = {"save_strategy": "no"}
-        if variant.learning_rate:
-            overrides["learning_rate"] = variant.learning_rate
-        trainer = make_trainer(model, tokenizer, budget, train_rows, val_rows, output_dir=Path(tmp),
-                               peft_config=peft_config, callbacks=[watch], **overrides)
+        trainer = make_trainer(model, tokenizer, setup, train_rows, val_rows, output_dir=Path(tmp),
+                               peft_config=peft_config, callbacks=[watch], save_strategy="no")
         params = count_parameters(trainer.model)
         start = time.perf_counter()
         trainer.train()
@@ -129,7 +124,7 @@ def run_variant(name: str, profile: Profile | None = None) -> dict:
         "train_rows": len(train_rows),
         "codes": budget.codes,
         "epochs": budget.epochs,
-        "learning_rate": variant.learning_rate or budget.learning_rate,
+        "learning_rate": setup.learning_rate,
         "trainable_params": params.trainable,
         "total_params": params.total,
         "peak_memory_mb": round(peak_mb, 1),

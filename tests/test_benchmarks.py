@@ -36,9 +36,7 @@ def test_hub_benchmarks_are_skipped_offline_with_a_message(base, capsys, monkeyp
 
 def test_every_standard_task_is_known_to_lm_eval():
     # Catches a renamed or misspelt task offline, before a Colab user meets it.
-    from lm_eval.tasks import TaskManager
+    from helpers.benchmarks import HUB_TASKS, task_manager
 
-    from helpers.benchmarks import HUB_TASKS
-
-    known = set(TaskManager().all_tasks)
+    known = set(task_manager().all_tasks)
     assert set(HUB_TASKS) <= known, set(HUB_TASKS) - known
