@@ -108,6 +108,35 @@ def sft_config(profile: Profile, output_dir: Path, **overrides):
     return SFTConfig(**args)
 
 
+def score_only_labelled_positions() -> None:
+    """Let TRL's fused LM head project only the answer positions on CPU too (same loss, faster steps).
+
+    The loss needs the model's next-token distribution only where a label is:
+    the ~14 answer tokens of a ~78-token row. TRL's fused LM head projects just
+    those positions onto the 49,152-token vocabulary when it runs its Triton
+    kernels (CUDA), and every position elsewhere, because on compiled
+    accelerators a number of positions that changes from batch to batch forces
+    a recompilation. Eager PyTorch on CPU recompiles nothing, and that
+    projection is the largest matrix product of a step, so we take the compact
+    path on CPU as well. TRL has no setting for this choice; the switch below is
+    the whole change, and ``tests/test_training.py`` checks that loss and
+    gradients stay those of the full projection.
+    """
+    import trl.trainer.utils as trl_utils
+
+    choose = trl_utils._use_triton
+    if getattr(choose, "course_compact_on_cpu", False):
+        return
+
+    def compact_on_cpu(device) -> bool:
+        # Read by TRL only to choose "labelled positions" vs "all positions"; its CPU kernels stay the torch ones.
+        return device.type == "cpu" or choose(device)
+
+    compact_on_cpu.course_compact_on_cpu = True
+    compact_on_cpu.original = choose
+    trl_utils._use_triton = compact_on_cpu
+
+
 def make_trainer(model, tokenizer, profile: Profile, train_rows: list[dict], val_rows: list[dict],
                  output_dir: Path = OUTPUTS / "checkpoints", peft_config=None, callbacks=None,
                  patience: int | None = None, **overrides):
@@ -128,6 +157,7 @@ def make_trainer(model, tokenizer, profile: Profile, train_rows: list[dict], val
         overrides = {"load_best_model_at_end": True, "metric_for_best_model": "eval_exact_match",
                      "greater_is_better": True, "restore_callback_states_from_checkpoint": True, **overrides}
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=patience))
+    score_only_labelled_positions()
     seed_everything(0)
     return SFTTrainer(
         model=model,

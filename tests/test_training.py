@@ -1,3 +1,5 @@
+import pytest
+
 from helpers.chat import extract_code
 from helpers.config import get_profile
 from helpers.lora import count_parameters, lora_config, lora_modules
@@ -24,6 +26,35 @@ def test_loss_falls_on_the_completion_and_eos_only(base, tmp_path):
         ids, labels = example["input_ids"][0], example["labels"][0]
         assert tokenizer.decode(ids[labels != -100]).strip() == "DIAGNOSIS_CODE: M54.50<|im_end|>"
         assert "aching since yesterday" in tokenizer.decode(ids)
+    finally:
+        trainer.model.unload()
+
+
+def test_scoring_only_the_labelled_positions_keeps_loss_and_gradients(base, tmp_path, monkeypatch):
+    import torch
+    import trl.trainer.utils as trl_utils
+
+    model, tokenizer = base
+    trainer = make_trainer(model, tokenizer, get_profile("ci"), rows(), rows(), output_dir=tmp_path,
+                           peft_config=lora_config(r=4, alpha=8, dropout=0.0))  # no dropout: two identical passes
+    try:
+        assert trl_utils._use_triton(torch.device("cpu"))  # the compact path is on
+        batch = trainer._prepare_inputs(trainer.data_collator([trainer.train_dataset[i] for i in range(2)]))
+        lora = [p for p in trainer.model.parameters() if p.requires_grad]
+
+        def loss_and_grads():
+            trainer.model.zero_grad()
+            loss = trainer.compute_loss(trainer.model, dict(batch))
+            loss.backward()
+            return loss.item(), [p.grad.clone() for p in lora]
+
+        compact_loss, compact_grads = loss_and_grads()
+        monkeypatch.setattr(trl_utils, "_use_triton", trl_utils._use_triton.original)
+        full_loss, full_grads = loss_and_grads()
+        assert compact_loss == pytest.approx(full_loss, rel=1e-5)
+        assert any(g.abs().sum() > 0 for g in full_grads)
+        for compact, full in zip(compact_grads, full_grads):
+            torch.testing.assert_close(compact, full, rtol=1e-4, atol=1e-6)
     finally:
         trainer.model.unload()
 
