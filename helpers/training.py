@@ -81,9 +81,9 @@ def sft_config(profile: Profile, output_dir: Path, **overrides):
         per_device_eval_batch_size=profile.eval_batch_size,
         gradient_accumulation_steps=profile.grad_accum,
         learning_rate=profile.learning_rate,
-        # A constant rate after a short warm-up: on this task accuracy jumps late
-        # (after ~5 epochs), and a decaying schedule would slow exactly that phase.
-        lr_scheduler_type="constant_with_warmup",
+        # After a short warm-up, "cosine" decays the rate to zero at the last epoch: large
+        # steps while the codes are being told apart, small ones to settle on them.
+        lr_scheduler_type=profile.lr_schedule,
         warmup_steps=10,
         max_length=overrides.pop("max_length", None) or profile.max_length or curated_max_length(),
         logging_steps=1,  # a loss point per step for the curve
@@ -219,7 +219,7 @@ def model_for_training(profile: Profile):
 def peft_config_for(profile: Profile, model):
     from helpers.lora import lora_config
 
-    return lora_config(profile.lora_r, profile.lora_alpha, profile.lora_targets,
+    return lora_config(profile.lora_r, profile.lora_alpha, profile.lora_targets, dropout=profile.lora_dropout,
                        top_layers=profile.lora_top_layers, num_layers=model.config.num_hidden_layers)
 
 

@@ -80,6 +80,7 @@ def test_sft_config_follows_the_profile(tmp_path):
     assert config.num_train_epochs == profile.epochs
     assert profile.max_length is None and config.max_length == curated_max_length()  # chapter 1's measured limit
     assert config.learning_rate == profile.learning_rate
+    assert config.lr_scheduler_type == profile.lr_schedule
     assert not config.bf16 and config.use_cpu
     assert config.activation_checkpointing is False
 
@@ -101,3 +102,16 @@ def test_profile_code_subset_applies_to_the_uncurated_set_too():
     codes = {r["code"] for r in train}
     assert len(codes) == profile.codes
     assert {extract_code(r["response"]) for r in uncurated} <= codes and len(uncurated) > len(train)
+
+
+def test_the_adapter_settings_come_from_the_profile():
+    from types import SimpleNamespace
+
+    from helpers.training import peft_config_for
+
+    for name in ("ci", "cpu"):
+        profile = get_profile(name)
+        config = peft_config_for(profile, SimpleNamespace(config=SimpleNamespace(num_hidden_layers=30)))
+        assert (config.r, config.lora_alpha, config.lora_dropout) == (
+            profile.lora_r, profile.lora_alpha, profile.lora_dropout)
+        assert config.layers_to_transform == list(range(30 - profile.lora_top_layers, 30))
