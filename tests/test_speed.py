@@ -1,0 +1,16 @@
+"""The training-step benchmark (helpers.speed): it times real steps and says what machine it ran on."""
+from helpers.speed import machine, time_steps
+
+
+def test_the_machine_description_carries_a_measured_matmul_rate():
+    described = machine()
+    assert described["cores"] >= 1 and described["torch_threads"] >= 1
+    assert described["fp32_matmul_gflops"] > 0
+
+
+def test_both_projections_time_every_step_and_log_its_loss():
+    for compact in (False, True):
+        run = time_steps("ci", 2, compact=compact)
+        assert run["compact"] is compact
+        assert len(run["seconds_per_step"]) == 2 and all(s > 0 for s in run["seconds_per_step"])
+        assert len(run["losses"]) == 2
