@@ -85,3 +85,21 @@ def hub_benchmarks(model, tokenizer, limit: int = 200, batch_size: int = 16) -> 
     except Exception as exc:  # noqa: BLE001 - any download failure means "offline" to the learner
         print(f"Hub benchmarks skipped: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
         return None
+
+
+def hub_benchmarks_before_after(base_model, tuned_model, tokenizer, limit: int = 200,
+                                batch_size: int = 16) -> dict | None:
+    """The standard tasks on both models: {task: {"base", "fine-tuned", "change"}} in accuracy, or None offline.
+
+    The probe's question (what did fine-tuning cost?) asked of public benchmarks; the base is scored first, so a
+    download failure is reported once, before the slower second run.
+    """
+    before = hub_benchmarks(base_model, tokenizer, limit=limit, batch_size=batch_size)
+    if before is None:
+        return None
+    after = hub_benchmarks(tuned_model, tokenizer, limit=limit, batch_size=batch_size)
+    if after is None:
+        return None
+    return {task: {"base": before[task]["acc"], "fine-tuned": after[task]["acc"],
+                   "change": round(after[task]["acc"] - before[task]["acc"], 4)}
+            for task in before if task in after and "acc" in before[task] and "acc" in after[task]}

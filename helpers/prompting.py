@@ -4,7 +4,8 @@ Before training anything, a team should ask whether a prompt would do. Here
 the base model gets the same test rows zero-shot (the course's system prompt
 only) and few-shot (k solved training examples as earlier chat turns), and we
 measure what each request costs: exact match, prompt tokens per request (what
-an API bills and what fills the context window) and seconds per request.
+an API bills and what fills the context window), seconds per request in a batch, and the latency
+of a single request.
 """
 from __future__ import annotations
 
@@ -40,14 +41,29 @@ def prompt_tokens(tokenizer, instruction: str, shots: list[dict]) -> int:
     return len(ids["input_ids"] if hasattr(ids, "keys") else ids)
 
 
-def run_prompting(model, tokenizer, rows: list[dict], shots: list[dict], batch_size: int = 16) -> dict:
-    """Score one prompting set-up on ``rows``: exact match, format, prompt tokens and time per request."""
+def run_prompting(model, tokenizer, rows: list[dict], shots: list[dict], batch_size: int = 16,
+                  latency_rows: int = 8) -> dict:
+    """Score one prompting set-up on ``rows``: exact match, format, prompt tokens and time per request.
+
+    Two times, because they answer different questions: ``seconds_per_request`` is the batched run's time
+    divided by its rows (the cost of scoring a file); ``latency_seconds`` is the mean time of the first
+    ``latency_rows`` requests sent one at a time (what a user waiting for one answer sees).
+    """
     from helpers.evaluation import generate_answers, score
 
+    def as_prompt(instruction):
+        return few_shot_messages(instruction, shots)
+
+    instructions = [r["instruction"] for r in rows]
     start = time.perf_counter()
-    answers = generate_answers(model, tokenizer, [r["instruction"] for r in rows], batch_size, progress=False,
-                               messages=lambda instruction: few_shot_messages(instruction, shots))
+    answers = generate_answers(model, tokenizer, instructions, batch_size, progress=False, messages=as_prompt)
     scores = score(rows, answers, time.perf_counter() - start)
+    alone = []
+    for instruction in instructions[:latency_rows]:
+        start = time.perf_counter()
+        generate_answers(model, tokenizer, [instruction], 1, progress=False, messages=as_prompt)
+        alone.append(time.perf_counter() - start)
     tokens = [prompt_tokens(tokenizer, r["instruction"], shots) for r in rows]
     return {**scores.headline(), "shots": len(shots), "prompt_tokens_per_request": sum(tokens) / len(tokens),
-            "seconds_per_request": round(scores.seconds_per_row, 4)}
+            "seconds_per_request": round(scores.seconds_per_row, 4),
+            "latency_seconds": round(sum(alone) / len(alone), 4) if alone else None}

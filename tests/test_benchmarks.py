@@ -34,6 +34,28 @@ def test_hub_benchmarks_are_skipped_offline_with_a_message(base, capsys, monkeyp
     assert "skipped" in capsys.readouterr().out
 
 
+def test_standard_tasks_before_and_after_give_the_change_per_task(monkeypatch):
+    import helpers.benchmarks as benchmarks
+
+    scores = {"base": {"arc_easy": {"acc": 0.5, "acc_norm": 0.4}, "piqa": {"acc": 0.6}},
+              "tuned": {"arc_easy": {"acc": 0.45, "acc_norm": 0.4}, "piqa": {"acc": 0.625}}}
+    monkeypatch.setattr(benchmarks, "hub_benchmarks", lambda model, tokenizer, **kw: scores[model])
+    table = benchmarks.hub_benchmarks_before_after("base", "tuned", tokenizer=None)
+    assert table == {"arc_easy": {"base": 0.5, "fine-tuned": 0.45, "change": -0.05},
+                     "piqa": {"base": 0.6, "fine-tuned": 0.625, "change": 0.025}}
+
+
+def test_standard_tasks_before_and_after_are_skipped_offline_with_one_message(base, capsys, monkeypatch):
+    from huggingface_hub import constants
+
+    from helpers.benchmarks import hub_benchmarks_before_after
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    model, tokenizer = base
+    assert hub_benchmarks_before_after(model, model, tokenizer) is None
+    assert capsys.readouterr().out.count("skipped") == 1
+
+
 def test_every_standard_task_is_known_to_lm_eval():
     # Catches a renamed or misspelt task offline, before a Colab user meets it.
     from helpers.benchmarks import HUB_TASKS, task_manager

@@ -29,3 +29,20 @@ def test_run_prompting_reports_score_tokens_and_time(base):
     result = run_prompting(model, tokenizer, TRAIN[2:], pick_shots(TRAIN, 2))
     assert result["n"] == 2 and result["shots"] == 2 and 0 <= result["exact_match"] <= 1
     assert result["prompt_tokens_per_request"] > 30 and result["seconds_per_request"] > 0
+    assert result["latency_seconds"] > 0
+
+
+def test_latency_is_timed_on_single_requests(base, monkeypatch):
+    import helpers.evaluation as evaluation
+
+    batches = []
+    real = evaluation.generate_answers
+
+    def spy(model, tokenizer, instructions, batch_size=16, **kwargs):
+        batches.append((len(instructions), batch_size))
+        return real(model, tokenizer, instructions, batch_size, **kwargs)
+
+    monkeypatch.setattr(evaluation, "generate_answers", spy)
+    model, tokenizer = base
+    run_prompting(model, tokenizer, TRAIN, [], batch_size=4, latency_rows=2)
+    assert batches == [(4, 4), (1, 1), (1, 1)]
