@@ -43,7 +43,7 @@ VARIANTS: dict[str, Variant] = {
     # Full fine-tuning moves every weight, so it needs a far smaller step than
     # LoRA, whose update starts at zero and is low-rank.
     "full": Variant("full fine-tuning", method="full", learning_rate=5e-5),
-    "lora": Variant("LoRA (chapter 4's recipe)"),
+    "lora": Variant("LoRA (chapter 4's adapter)"),
     "qlora": Variant("QLoRA (4-bit NF4 base)", quantize="4bit"),
     "lora-attention-r8": Variant("LoRA, attention only, r=8", targets="attention", r=8),
     "lora-attention-r32": Variant("LoRA, attention only, r=32", targets="attention", r=32),
@@ -51,16 +51,20 @@ VARIANTS: dict[str, Variant] = {
 }
 #: the three ways to fine-tune (seed question: full FT vs LoRA vs QLoRA)
 FLAVOURS = ["full", "lora", "qlora"]
-#: where LoRA goes and how big it is (chapter 4's recipe is the all-linear one)
+#: where LoRA goes and how big it is (chapter 4's adapter is the all-linear one)
 RECIPES = ["lora-attention-r8", "lora-attention-r32", "lora"]
 #: what chapter 1's curation buys
 DATA_QUALITY = ["lora", "lora-uncurated"]
 
 
 def compare_profile(profile: Profile) -> Profile:
-    """The profile's smaller, shared budget for side-by-side runs (no early stopping: equal epochs for all)."""
+    """The profile's smaller, shared budget for side-by-side runs (no early stopping: equal epochs for all).
+
+    A constant rate after the warm-up, whatever the profile's schedule: a few dozen steps are too few to decay
+    over (in the ``ci`` trials cosine decay shrank the steps before the codes were told apart).
+    """
     return dataclasses.replace(profile, codes=profile.compare_codes, epochs=profile.compare_epochs, patience=None,
-                               probe_limit=profile.compare_probe_items)
+                               probe_limit=profile.compare_probe_items, lr_schedule="constant_with_warmup")
 
 
 def peak_memory_mb(device: str) -> tuple[float, str]:

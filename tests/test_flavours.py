@@ -1,0 +1,37 @@
+"""Chapter 4b's shared budget and its guard rails (the training itself runs under nbval in 04b)."""
+import dataclasses
+
+import pytest
+
+from helpers.config import PROFILES
+from helpers.flavours import VARIANTS, compare, compare_profile, table
+
+
+@pytest.mark.parametrize("name", list(PROFILES))
+def test_every_variant_gets_the_same_smaller_budget_at_a_constant_rate(name):
+    profile = PROFILES[name]
+    budget = compare_profile(profile)
+    assert (budget.codes, budget.epochs, budget.probe_limit) == (
+        profile.compare_codes, profile.compare_epochs, profile.compare_probe_items)
+    # equal epochs for every variant: nothing stops early, and nothing decays over a few dozen steps
+    assert budget.patience is None
+    assert budget.lr_schedule == "constant_with_warmup"
+    unchanged = {"codes", "epochs", "probe_limit", "patience", "lr_schedule"}
+    for field in dataclasses.fields(profile):
+        if field.name not in unchanged:
+            assert getattr(budget, field.name) == getattr(profile, field.name), field.name
+
+
+def test_an_unknown_variant_is_refused_before_anything_trains(tmp_path):
+    with pytest.raises(ValueError, match="unknown variant 'lora-r64'; choose from full, lora"):
+        compare(["lora-r64"], PROFILES["ci"], out_dir=tmp_path)
+    assert not list(tmp_path.iterdir())
+
+
+def test_the_table_has_one_row_per_variant_with_the_measured_columns():
+    rows = [{"label": VARIANTS[name].label, "trainable_params": 1, "peak_memory_mb": 2.0, "train_minutes": 3.0,
+             "val_exact_match": 0.5, "test_exact_match": 0.25, "general_before": 0.6, "general_after": 0.55,
+             "general_change": -0.05, "history": []} for name in ("full", "lora")]
+    frame = table(rows)
+    assert list(frame.index) == ["full fine-tuning", "LoRA (chapter 4's adapter)"]
+    assert "history" not in frame.columns and frame.loc["full fine-tuning", "test_exact_match"] == 0.25
