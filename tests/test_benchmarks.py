@@ -26,6 +26,16 @@ def test_probe_runs_through_lm_eval_on_the_embedded_model(base):
     assert 0.0 <= scores["acc"] <= 1.0 and 0.0 <= scores["acc_norm"] <= 1.0
 
 
+def test_the_base_model_scores_clearly_above_chance_on_the_whole_probe(base):
+    # A probe the base model answers at chance could not show forgetting: there would be nothing to lose.
+    # Four choices per item make chance 25 %; over 240 items one standard error is about 3 points, so 45 %
+    # is far outside what guessing gives (the embedded model scores about 60 %).
+    model, tokenizer = base
+    scores = general_probe(model, tokenizer, batch_size=32)
+    assert scores["n"] >= 200
+    assert scores["acc"] >= 0.45, scores
+
+
 def test_hub_benchmarks_are_skipped_offline_with_a_message(base, capsys, monkeypatch):
     from huggingface_hub import constants
 
