@@ -27,7 +27,8 @@ def execute(path: Path, out_path: Path) -> float:
 
     nb = nbformat.read(path, as_version=4)
     start = time.perf_counter()
-    NotebookClient(nb, timeout=None, kernel_name="python3",
+    # coalesce_streams: a progress bar's thousands of redraws are stored as its last frame.
+    NotebookClient(nb, timeout=None, kernel_name="python3", coalesce_streams=True,
                    resources={"metadata": {"path": str(path.parent)}}).execute()
     out_path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, out_path)
