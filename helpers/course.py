@@ -11,6 +11,8 @@ import argparse
 import time
 from pathlib import Path
 
+from helpers.config import get_profile
+from helpers.models import base_model_dir
 from helpers.paths import OUTPUTS, ROOT, show
 from helpers.results import summary
 
@@ -41,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", help="notebook name prefixes to run, e.g. 04 05")
     args = parser.parse_args(argv)
     total = time.perf_counter()
+    # Convert the embedded model before any notebook runs, so that no notebook's stored outputs depend on
+    # whether the cache already existed (chapter 1's checked curation cell would otherwise print the conversion).
+    base_model_dir(get_profile().model_id)
     for path in notebooks():
         if args.only and not any(path.name.startswith(p) for p in args.only):
             continue
