@@ -26,3 +26,21 @@ def test_a_run_killed_mid_training_resumes_to_the_same_result(tmp_path, base):
     assert abs(a["last_loss"] - b["last_loss"]) < 1e-3
     assert abs(a["weights_sum"] - b["weights_sum"]) < 1e-3 * max(1.0, abs(a["weights_sum"]))
     assert abs(a["weights_abs"] - b["weights_abs"]) < 1e-3 * a["weights_abs"]
+
+
+def test_chapter_4s_run_killed_after_an_epoch_keeps_its_curves_and_its_early_stopping_count(tmp_path, base):
+    fresh = run(tmp_path / "fresh", "fresh-epochs")
+    assert fresh.returncode == 0, fresh.stderr[-2000:]
+    killed = run(tmp_path / "killed", "kill-at-4-epochs")
+    assert killed.returncode == -9
+    assert sorted(p.name for p in (tmp_path / "killed").glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
+    resumed = run(tmp_path / "killed", "resume-epochs")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    a, b = json.loads(fresh.stdout.strip().splitlines()[-1]), json.loads(resumed.stdout.strip().splitlines()[-1])
+    # Patience 2 after the best epoch (1) stops at epoch 3 = step 6 in both; a count lost in the kill would run to 8.
+    assert a["steps"] == b["steps"] == 6
+    assert a["best_metric"] == b["best_metric"]
+    # The per-epoch points measured before the kill are still there: the base, epochs 1 and 2, then epoch 3.
+    assert [p["step"] for p in b["history"]] == [p["step"] for p in a["history"]] == [0, 2, 4, 6]
+    assert [p.get("val_exact_match") for p in b["history"]] == [p.get("val_exact_match") for p in a["history"]]
+    assert [p["general_acc"] for p in b["history"]] == [p["general_acc"] for p in a["history"]]
