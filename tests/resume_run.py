@@ -44,7 +44,7 @@ if by_epoch:
                     learning_rate=0.0)
 else:
     watch = None
-    schedule = dict(callbacks=kill or None, max_steps=8, per_device_train_batch_size=2, save_strategy="steps",
+    schedule = dict(callbacks=kill, max_steps=8, per_device_train_batch_size=2, save_strategy="steps",
                     save_steps=2, eval_strategy="no")
 trainer = make_trainer(
     model, tokenizer, get_profile("ci"), rows, rows[:2], output_dir=out_dir,

@@ -13,15 +13,20 @@ def run(out_dir, mode):
                           env=env, capture_output=True, text=True, timeout=900)
 
 
-def test_a_run_killed_mid_training_resumes_to_the_same_result(tmp_path, base):
-    fresh = run(tmp_path / "fresh", "fresh")
+def fresh_and_resumed(tmp_path, suffix=""):
+    """An uninterrupted run, and one SIGKILLed after its step-4 checkpoint then resumed: their final JSON lines."""
+    fresh = run(tmp_path / "fresh", "fresh" + suffix)
     assert fresh.returncode == 0, fresh.stderr[-2000:]
-    killed = run(tmp_path / "killed", "kill-at-4")
+    killed = run(tmp_path / "killed", "kill-at-4" + suffix)
     assert killed.returncode == -9  # SIGKILL: no chance to clean up
     assert sorted(p.name for p in (tmp_path / "killed").glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
-    resumed = run(tmp_path / "killed", "resume")
+    resumed = run(tmp_path / "killed", "resume" + suffix)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    a, b = json.loads(fresh.stdout.strip().splitlines()[-1]), json.loads(resumed.stdout.strip().splitlines()[-1])
+    return json.loads(fresh.stdout.strip().splitlines()[-1]), json.loads(resumed.stdout.strip().splitlines()[-1])
+
+
+def test_a_run_killed_mid_training_resumes_to_the_same_result(tmp_path, base):
+    a, b = fresh_and_resumed(tmp_path)
     assert a["steps"] == b["steps"] == 8
     assert abs(a["last_loss"] - b["last_loss"]) < 1e-3
     assert abs(a["weights_sum"] - b["weights_sum"]) < 1e-3 * max(1.0, abs(a["weights_sum"]))
@@ -29,14 +34,7 @@ def test_a_run_killed_mid_training_resumes_to_the_same_result(tmp_path, base):
 
 
 def test_chapter_4s_run_killed_after_an_epoch_keeps_its_curves_and_its_early_stopping_count(tmp_path, base):
-    fresh = run(tmp_path / "fresh", "fresh-epochs")
-    assert fresh.returncode == 0, fresh.stderr[-2000:]
-    killed = run(tmp_path / "killed", "kill-at-4-epochs")
-    assert killed.returncode == -9
-    assert sorted(p.name for p in (tmp_path / "killed").glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
-    resumed = run(tmp_path / "killed", "resume-epochs")
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
-    a, b = json.loads(fresh.stdout.strip().splitlines()[-1]), json.loads(resumed.stdout.strip().splitlines()[-1])
+    a, b = fresh_and_resumed(tmp_path, "-epochs")
     # Patience 2 after the best epoch (1) stops at epoch 3 = step 6 in both; a count lost in the kill would run to 8.
     assert a["steps"] == b["steps"] == 6
     assert a["best_metric"] == b["best_metric"]
