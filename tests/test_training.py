@@ -115,3 +115,15 @@ def test_the_adapter_settings_come_from_the_profile():
         assert (config.r, config.lora_alpha, config.lora_dropout) == (
             profile.lora_r, profile.lora_alpha, profile.lora_dropout)
         assert config.layers_to_transform == list(range(30 - profile.lora_top_layers, 30))
+
+
+def test_fp16_training_keeps_the_trained_weights_in_float32_and_the_frozen_ones_as_they_are():
+    import torch
+
+    from helpers.training import trainable_in_float32
+
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 4)).to(torch.bfloat16)
+    model[0].requires_grad_(False)  # the frozen base
+    trainable_in_float32(model)
+    assert {p.dtype for p in model[1].parameters()} == {torch.float32}
+    assert {p.dtype for p in model[0].parameters()} == {torch.bfloat16}
