@@ -2,7 +2,9 @@
 
 Notebooks read every size (model, steps, batch, max_length) from the active
 profile and never hard-code one. The profile is picked by ``COURSE_PROFILE``
-or, when that is unset, detected from the hardware:
+or, when that is unset, detected from the hardware. ``COURSE_MODEL`` swaps
+the profile's model and keeps the rest of its recipe (``embedded`` names the
+offline default; anything else is a Hub id or a local model directory):
 
 * ``ci``       -- the fast CPU run that CI executes under nbval: 8 of the dataset's 64 codes;
 * ``cpu``      -- the full course on a laptop CPU (the embedded model);
@@ -124,6 +126,11 @@ def detect_profile_name() -> str:
 def get_profile(name: str | None = None) -> Profile:
     name = name or detect_profile_name()
     try:
-        return PROFILES[name]
+        profile = PROFILES[name]
     except KeyError:
         raise UnknownProfile(f"{name!r} is not a profile; choose one of {', '.join(PROFILES)}") from None
+    model = os.environ.get("COURSE_MODEL", "").strip()
+    if model:
+        # One recipe, another model: a team's own checkpoint, or the embedded model on a GPU with no Hub access.
+        profile = dataclasses.replace(profile, model_id=EMBEDDED_MODEL if model == "embedded" else model)
+    return profile

@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 
 from helpers.config import EMBEDDED_MODEL, PROFILES, UnknownProfile, detect_profile_name, get_profile
@@ -40,6 +42,17 @@ def test_ci_subset_is_spread_over_the_codes():
 def test_environment_variable_picks_the_profile(monkeypatch):
     monkeypatch.setenv("COURSE_PROFILE", "colab-t4")
     assert get_profile().name == "colab-t4"
+
+
+def test_course_model_swaps_the_model_and_keeps_the_recipe(monkeypatch):
+    monkeypatch.setenv("COURSE_MODEL", "embedded")
+    gpu = get_profile("gpu")
+    assert gpu.model_id == EMBEDDED_MODEL
+    assert gpu == dataclasses.replace(PROFILES["gpu"], model_id=EMBEDDED_MODEL)
+    monkeypatch.setenv("COURSE_MODEL", "my-org/my-model")
+    assert get_profile("cpu").model_id == "my-org/my-model"
+    monkeypatch.delenv("COURSE_MODEL")
+    assert get_profile("gpu").model_id == PROFILES["gpu"].model_id
 
 
 def test_detection_without_gpu_gives_cpu(monkeypatch):

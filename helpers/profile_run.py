@@ -1,0 +1,137 @@
+"""Chapter 4's recipe and chapter 4b's comparison in one profile, without Jupyter: a benchmark run.
+
+    COURSE_PROFILE=gpu COURSE_MODEL=embedded python -m helpers.profile_run [--flavours full,lora,qlora]
+
+For a machine where the notebooks are not the point (a rented GPU, a
+colleague's workstation): it trains chapter 4's adapter with the profile's
+recipe and chapter 4's own functions, scores the test split, reads the general
+probe before and after from the per-epoch measurements, and then runs the
+chapter 4b variants named by ``--flavours``, each in its own process. Every
+figure lands in ``outputs/profile-runs/<profile>.json`` with the machine it
+was measured on; the file is rewritten after each part, so a run cut short
+keeps what it finished.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import platform
+import time
+import traceback
+from pathlib import Path
+
+from helpers.config import Profile
+from helpers.paths import OUTPUTS
+
+RUNS_DIR = OUTPUTS / "profile-runs"
+
+
+def machine(profile: Profile) -> dict:
+    """What the figures were measured on: accelerator or CPU, and the library versions that matter."""
+    import os
+
+    import peft
+    import torch
+    import transformers
+    import trl
+
+    found = {"processor": platform.machine(), "cpu_cores": os.cpu_count(), "torch": torch.__version__,
+             "transformers": transformers.__version__, "peft": peft.__version__, "trl": trl.__version__}
+    if profile.device == "cuda":
+        props = torch.cuda.get_device_properties(0)
+        found.update(accelerator=props.name, accelerator_memory_gib=round(props.total_memory / 2**30, 1),
+                     cuda=torch.version.cuda)
+    return found
+
+
+def headline(profile: Profile, out_dir: Path) -> dict:
+    """Chapter 4's run: train with per-epoch measurements, then score the whole test split."""
+    import torch
+
+    from helpers.evaluation import evaluate_rows
+    from helpers.flavours import peak_memory_mb
+    from helpers.training import load_split, loss_history, train_adapter
+
+    if profile.device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    trainer = train_adapter(profile, out_dir / "adapter", checkpoints=out_dir / "checkpoints")
+    minutes = (time.perf_counter() - start) / 60
+    peak_mb, memory_kind = peak_memory_mb(profile.device)
+    model, tokenizer = trainer.model, trainer.processing_class
+    model.eval()
+    test = evaluate_rows(model, tokenizer, load_split("test", profile), profile.eval_batch_size, progress=False)
+    points = [e for e in trainer.state.log_history if "val_exact_match" in e or "general_acc" in e]
+    general = [p["general_acc"] for p in points if "general_acc" in p]
+    _, val_loss = loss_history(trainer)
+    return {
+        "model": profile.model_id,
+        "steps": trainer.state.global_step,
+        "epochs_run": round(trainer.state.epoch or 0, 2),
+        "train_minutes": round(minutes, 2),  # the per-epoch measurements included, as in chapter 4
+        "peak_memory_mb": round(peak_mb, 1),
+        "memory_kind": memory_kind,
+        "val_exact_match_per_epoch": [round(p["val_exact_match"], 4) for p in points if "val_exact_match" in p],
+        "val_loss_per_epoch": [round(v, 4) for _, v in val_loss],
+        "test_exact_match": round(test.exact_match, 4),
+        "test_rows": test.n,
+        "test_format_compliance": round(test.format_compliance, 4),
+        "general_before": general[0] if general else None,
+        "general_after": general[-1] if general else None,
+        "seconds_per_test_row": round(test.seconds_per_row, 4),
+    }
+
+
+def run(profile: Profile, flavours: list[str], out: Path, headline_run: bool = True) -> dict:
+    """Every part in turn; a part that fails is recorded with its error and the next one still runs."""
+    from helpers.flavours import compare
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    report = {"date": time.strftime("%Y-%m-%d"), "profile": profile.describe(), "machine": machine(profile)}
+
+    def save():
+        out.write_text(json.dumps(report, indent=2) + "\n")
+
+    def attempt(key, part):
+        start = time.perf_counter()
+        try:
+            report[key] = part()
+        except Exception as exc:  # noqa: BLE001 - the report names the failure; the other parts are still worth having
+            report[key] = {"error": f"{type(exc).__name__}: {exc}"[:2000],
+                           "traceback": traceback.format_exc()[-4000:]}
+            print(f"{key} failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", flush=True)
+        print(f"{key}: {time.perf_counter() - start:.0f} s", flush=True)
+        save()
+
+    save()
+    if headline_run:
+        attempt("headline", lambda: headline(profile, out.parent / profile.name))
+    for name in flavours:
+        attempt(f"flavour:{name}", lambda name=name: compare([name], profile, out.parent / "compare")[name])
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m helpers.profile_run", description=__doc__.split("\n")[0])
+    parser.add_argument("--flavours", default="", help="chapter 4b variants to run after it, comma-separated")
+    parser.add_argument("--no-headline", action="store_true", help="run only the --flavours variants")
+    parser.add_argument("--epochs", type=int, default=None, help="train chapter 4's run this many epochs "
+                        "instead of the profile's (a quick check that a profile runs end to end)")
+    parser.add_argument("--out", type=Path, default=None, help="default: outputs/profile-runs/<profile>.json")
+    args = parser.parse_args(argv)
+    from helpers.notebook import setup
+
+    profile = setup()
+    if args.epochs:
+        profile = dataclasses.replace(profile, epochs=args.epochs)
+    report = run(profile, [n for n in args.flavours.split(",") if n], args.out or RUNS_DIR / f"{profile.name}.json",
+                 headline_run=not args.no_headline)
+    failed = [key for key, part in report.items() if isinstance(part, dict) and "error" in part]
+    print(json.dumps({k: v for k, v in report.get("headline", {}).items() if k != "traceback"}))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
