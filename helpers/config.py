@@ -75,7 +75,7 @@ PROFILES: dict[str, Profile] = {
     ),
     # cpu: 116 steps per epoch. Measured on 2026-11-30 (2 AVX-512 cores), cosine decay over 5 epochs: LoRA on the
     # top 10 blocks reached 0 / 51 / 75 / 84 / 84 % val exact match (81.9 % test, 1.4 s a step); on every block
-    # 17 / 76 / 92 % after epochs 1-3 (about 2.2 s a step); over 3 epochs it ends at 87 % in 17 min against 19.
+    # 17 / 76 / 92 % after epochs 1-3 (about 2.3 s a step); over 3 epochs it ends at 87 % in 17 min against 19.
     "cpu": Profile(
         name="cpu", model_id=EMBEDDED_MODEL, device="cpu", dtype="float32", quantize_base=None, codes=None,
         epochs=3, batch_size=8, grad_accum=1, lr_schedule="cosine", learning_rate=1e-3, max_length=None,
