@@ -114,7 +114,9 @@ def test_the_adapter_settings_come_from_the_profile():
         config = peft_config_for(profile, SimpleNamespace(config=SimpleNamespace(num_hidden_layers=30)))
         assert (config.r, config.lora_alpha, config.lora_dropout) == (
             profile.lora_r, profile.lora_alpha, profile.lora_dropout)
-        assert config.layers_to_transform == list(range(30 - profile.lora_top_layers, 30))
+        top = profile.lora_top_layers
+        assert config.layers_to_transform == (list(range(30 - top, 30)) if top else None)
+    assert get_profile("ci").lora_top_layers == 10 and get_profile("cpu").lora_top_layers is None
 
 
 def test_fp16_training_keeps_the_trained_weights_in_float32_and_the_frozen_ones_as_they_are():
