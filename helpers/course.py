@@ -44,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     total = time.perf_counter()
     # Convert the embedded model before any notebook runs, so that no notebook's stored outputs depend on
-    # whether the cache already existed (chapter 1's checked curation cell would otherwise print the conversion).
+    # whether the cache already existed (the first set-up cell, helpers.notebook.setup, would otherwise store
+    # the one-time conversion message).
     base_model_dir(get_profile().model_id)
     for path in notebooks():
         if args.only and not any(path.name.startswith(p) for p in args.only):
