@@ -170,20 +170,27 @@ def make_trainer(model, tokenizer, profile: Profile, train_rows: list[dict], val
         peft_config=peft_config,
         callbacks=callbacks,
     )
-    if trainer.args.fp16:
+    if not trainer.args.bf16:
         trainable_in_float32(trainer.model)
     return trainer
 
 
 def trainable_in_float32(model) -> None:
-    """Keep the weights being trained in float32 for fp16 mixed precision (the T4 profile).
+    """Keep the weights being trained in float32 unless the run computes in bfloat16.
 
     On a quantized base, TRL stores the LoRA weights in bfloat16, as the QLoRA
-    paper does. fp16 training then fails at its first step: the gradient scaler
-    that keeps fp16 gradients from underflowing has no bfloat16 kernel (seen on
-    a GPU on 2026-11-30). Float32 weights are what mixed precision expects
-    anyway: autocast still computes in fp16, and the small updates are not
-    rounded away. Called before training, so the optimizer sees the new tensors.
+    paper does on GPUs that compute in bfloat16. Anywhere else that hurts:
+
+    * fp16 training (the T4 profile) fails at its first step: the gradient
+      scaler that keeps fp16 gradients from underflowing has no bfloat16
+      kernel (seen on a GPU on 2026-11-30);
+    * float32 training (CPU) would run the adapter's products in bfloat16 and
+      have AdamW add its small steps to bfloat16 weights, which round many of
+      them away, unlike the float32 adapter of a LoRA run it is compared with.
+
+    Float32 weights are what mixed precision expects anyway (autocast still
+    computes in half precision). Called before training, so the optimizer sees
+    the new tensors.
     """
     for param in model.parameters():
         if param.requires_grad and param.dtype in (torch.float16, torch.bfloat16):
@@ -287,6 +294,61 @@ def ensure_adapter(profile: Profile, out_dir: Path = ADAPTER_DIR) -> Path:
     return out_dir
 
 
+class AnswerMatch:
+    """Exact match read off the trainer's own validation pass, at no extra cost.
+
+    Greedy decoding writes the reference answer exactly when, fed the
+    reference so far, the model's top-1 next token is the reference's next
+    token at every answer position (the end-of-turn token included): each
+    greedy step then reproduces the reference, and the first mismatch would
+    be a different token. The validation-loss pass already computes, under
+    teacher forcing, whether each labelled token is the top-1 (TRL's
+    ``is_top1``, behind its ``mean_token_accuracy``); a forward hook counts the
+    rows where all of them are. Generating the 128 validation answers instead
+    took 32 s per epoch on the 2-core machine, more than the loss pass itself.
+
+    It can differ from generation-scored exact match only at the margins: a
+    generated answer that runs on after a correct code still has that code
+    extracted and counted (here the extra token is a miss), and the two passes
+    pad differently, which can tip a near tie. On chapter 4's saved adapter
+    both gave 111 of the 128 validation rows (2026-11-30).
+    """
+
+    def __init__(self):
+        self.handle = None
+        self.reset()
+
+    def reset(self) -> None:
+        self.rows = self.matched = 0
+
+    def attach(self, model) -> None:
+        # TRL patches the transformers model (under PEFT, the base model) with its fused LM head.
+        target = model.get_base_model() if hasattr(model, "get_base_model") else model
+        self.detach()
+        self.reset()
+        self.handle = target.register_forward_hook(self._count)
+
+    def detach(self) -> None:
+        if self.handle is not None:
+            self.handle.remove()
+            self.handle = None
+
+    def _count(self, module, args, output) -> None:
+        is_top1 = getattr(output, "is_top1", None)
+        if module.training or is_top1 is None:  # training steps, generation and lm-eval pass by
+            return
+        labelled = output.label_mask
+        with torch.no_grad():
+            scored = labelled.any(dim=-1)
+            all_top1 = (is_top1.bool() | ~labelled).all(dim=-1)
+            self.rows += int(scored.sum())
+            self.matched += int((all_top1 & scored).sum())
+
+    @property
+    def exact_match(self) -> float | None:
+        return self.matched / self.rows if self.rows else None
+
+
 class EpochEval(TrainerCallback):
     """Scores the model being trained after every evaluation (each epoch).
 
@@ -294,7 +356,9 @@ class EpochEval(TrainerCallback):
       the right answer; exact match says whether it *writes* it. The two can
       disagree, so we watch both. The score is added to the trainer's metrics
       as ``eval_exact_match``, which early stopping and "keep the best
-      checkpoint" then use.
+      checkpoint" then use. By default it is read off the validation-loss pass
+      (:class:`AnswerMatch`); ``teacher_forced=False`` generates the answers
+      instead, as chapter 5 does on the test split.
     * **general score** (``probe=True``): accuracy on the course's
       general-knowledge probe (``probe_limit`` items), also once before the
       first step, so the forgetting curve starts at the base model.
@@ -304,9 +368,10 @@ class EpochEval(TrainerCallback):
     """
 
     def __init__(self, tokenizer, rows: list[dict], batch_size: int = 32, probe: bool = True,
-                 probe_limit: int | None = None):
+                 probe_limit: int | None = None, teacher_forced: bool = True):
         self.tokenizer, self.rows, self.batch_size = tokenizer, rows, batch_size
         self.probe, self.probe_limit = probe, probe_limit
+        self.match = AnswerMatch() if teacher_forced else None
         self.state = None
 
     def _general_acc(self, model) -> float:
@@ -316,17 +381,31 @@ class EpochEval(TrainerCallback):
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
         self.state = state
+        if self.match is not None:
+            self.match.attach(model)
         if self.probe and not any("general_acc" in e for e in state.log_history):
             with _eval_mode(model):
                 state.log_history.append({"epoch": 0.0, "step": 0, "general_acc": self._general_acc(model)})
 
-    def on_evaluate(self, args, state, control, metrics=None, model=None, **kwargs):
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.match is not None:
+            self.match.detach()
+
+    def _val_exact_match(self, model) -> float:
+        match = self.match
+        if match is not None and match.rows == len(self.rows):
+            # The trainer's validation pass just scored exactly these rows.
+            return match.exact_match
         from helpers.evaluation import evaluate_rows
 
+        return evaluate_rows(model, self.tokenizer, self.rows, self.batch_size, progress=False).exact_match
+
+    def on_evaluate(self, args, state, control, metrics=None, model=None, **kwargs):
         with _eval_mode(model):
             point = {"epoch": round(state.epoch or 0.0, 2), "step": state.global_step,
-                     "val_exact_match": evaluate_rows(model, self.tokenizer, self.rows, self.batch_size,
-                                                      progress=False).exact_match}
+                     "val_exact_match": self._val_exact_match(model)}
+            if self.match is not None:
+                self.match.reset()
             if self.probe:
                 point["general_acc"] = self._general_acc(model)
         metrics["eval_exact_match"] = point["val_exact_match"]

@@ -15,13 +15,14 @@ def seed_rows():
     return [{**r, **prompt_completion(r)} for r in json.loads((DATA / "examples" / "seed_format.json").read_text())]
 
 
-def tiny_trainer(tmp_path, callbacks, patience, epochs=4):
-    model, tokenizer = load_model()  # a fresh copy: LoRA is injected into it
+def tiny_trainer(tmp_path, callbacks, patience, epochs=4, val=None, loaded=None):
+    model, tokenizer = loaded or load_model()  # a fresh copy: LoRA is injected into it
     rows = seed_rows()
+    val = val or rows[:2]
     trainer = make_trainer(
-        model, tokenizer, get_profile("ci"), rows, rows[:2], output_dir=tmp_path,
+        model, tokenizer, get_profile("ci"), rows, val, output_dir=tmp_path,
         peft_config=lora_config(r=4, alpha=8, top_layers=2, num_layers=model.config.num_hidden_layers),
-        callbacks=callbacks(tokenizer, rows[:2]), patience=patience,
+        callbacks=callbacks(tokenizer, val), patience=patience,
         num_train_epochs=epochs, per_device_train_batch_size=4, warmup_steps=0, learning_rate=0.0,
         disable_tqdm=True, max_length=256,
     )
@@ -46,6 +47,31 @@ def test_every_epoch_records_val_exact_match_and_the_general_score_from_the_base
     # The callback's points do not disturb the loss curves.
     train_curve, val_curve = loss_history(trainer)
     assert len(train_curve) == 4 and len(val_curve) == 2
+
+
+def test_val_exact_match_read_off_the_loss_pass_counts_what_greedy_decoding_writes(tmp_path):
+    from helpers.chat import prompt_completion
+    from helpers.evaluation import generate_answers
+
+    model, tokenizer = load_model()
+    rows = seed_rows()
+    # The base model's own greedy answer to the second row, made the reference: greedy decoding writes it, so it must
+    # count as matched. The first row keeps its real answer, which the base model does not write.
+    own = generate_answers(model.eval(), tokenizer, [rows[1]["instruction"]], 1, max_new_tokens=64, progress=False)[0]
+    assert "DIAGNOSIS_CODE" not in own and len(tokenizer(own)["input_ids"]) < 64  # it ended its turn
+    val = [rows[0], {**rows[1], **prompt_completion({**rows[1], "response": own})}]
+    watch = {}
+
+    def callbacks(tokenizer, val_rows):
+        watch["cb"] = EpochEval(tokenizer, val_rows, batch_size=2, probe=False)
+        return [watch["cb"]]
+
+    trainer = tiny_trainer(tmp_path, callbacks, patience=None, epochs=1, val=val, loaded=(model, tokenizer))
+    trainer.train()
+    # Generation-scored exact match compares codes and would give 0 here: 0.5 shows the loss pass was read, and
+    # that training steps (also forward passes through the hook) were not counted.
+    assert watch["cb"].history[-1]["val_exact_match"] == 0.5
+    assert watch["cb"].match.handle is None  # the hook is gone after training
 
 
 def test_early_stopping_ends_when_val_exact_match_stops_improving(tmp_path):

@@ -129,3 +129,25 @@ def test_fp16_training_keeps_the_trained_weights_in_float32_and_the_frozen_ones_
     trainable_in_float32(model)
     assert {p.dtype for p in model[1].parameters()} == {torch.float32}
     assert {p.dtype for p in model[0].parameters()} == {torch.bfloat16}
+
+
+def test_a_qlora_adapter_is_trained_in_float32_when_the_run_computes_in_float32(tmp_path):
+    import dataclasses
+    import json
+
+    import torch
+
+    from helpers.chat import prompt_completion
+    from helpers.config import get_profile
+    from helpers.lora import lora_config
+    from helpers.paths import DATA
+    from helpers.training import make_trainer, model_for_training
+
+    profile = dataclasses.replace(get_profile("ci"), quantize_base="4bit")
+    model, tokenizer = model_for_training(profile)
+    rows = [{**r, **prompt_completion(r)} for r in json.loads((DATA / "examples" / "seed_format.json").read_text())]
+    trainer = make_trainer(model, tokenizer, profile, rows, rows[:2], output_dir=tmp_path, max_length=256,
+                           peft_config=lora_config(r=4, alpha=8, top_layers=2, num_layers=model.config.num_hidden_layers))
+    # TRL stores a quantized base's adapter in bfloat16 (the QLoRA paper's GPU setting); in a float32 run AdamW's
+    # small steps would be rounded away.
+    assert {p.dtype for p in trainer.model.parameters() if p.requires_grad} == {torch.float32}
