@@ -109,14 +109,16 @@ def test_the_adapter_settings_come_from_the_profile():
 
     from helpers.training import peft_config_for
 
-    for name in ("ci", "cpu"):
+    for name in ("ci", "cpu", "gpu"):
         profile = get_profile(name)
         config = peft_config_for(profile, SimpleNamespace(config=SimpleNamespace(num_hidden_layers=30)))
         assert (config.r, config.lora_alpha, config.lora_dropout) == (
             profile.lora_r, profile.lora_alpha, profile.lora_dropout)
         top = profile.lora_top_layers
         assert config.layers_to_transform == (list(range(30 - top, 30)) if top else None)
-    assert get_profile("ci").lora_top_layers == 10 and get_profile("cpu").lora_top_layers is None
+    # both kinds are covered: some blocks (the CPU speed lever) and every block
+    assert get_profile("ci").lora_top_layers == 10 and get_profile("cpu").lora_top_layers == 24
+    assert get_profile("gpu").lora_top_layers is None
 
 
 def test_fp16_training_keeps_the_trained_weights_in_float32_and_the_frozen_ones_as_they_are():
