@@ -119,6 +119,42 @@ def evaluate_rows(model, tokenizer, rows: list[dict], batch_size: int = 16, desc
     return score(rows, answers, time.perf_counter() - start)
 
 
+def evaluate_adapter(model, tokenizer, rows: list[dict], batch_size: int = 16, adapter_dir: Path | None = None,
+                     desc: str = "fine-tuned", progress: bool = True, store_dir: Path | None = None) -> Scores:
+    """:func:`evaluate_rows` for the adapter in ``adapter_dir`` (chapter 4's), answering each row once per adapter.
+
+    Chapters 5, 6 and 7 all need the fine-tuned model's answers on the test
+    split (about a minute of generation each on the 2-core machine). The
+    answers and their time are stored under a digest of the adapter's files,
+    the rows and the batch size (padding changes the arithmetic, so it can
+    change a greedy answer): a later chapter reuses them, and a retrained
+    adapter or other rows are answered afresh.
+    """
+    import hashlib
+    import json
+
+    from helpers.paths import ADAPTER_DIR, OUTPUTS
+
+    adapter_dir = Path(adapter_dir or ADAPTER_DIR)
+    digest = hashlib.sha256()
+    for name in ("adapter_config.json", "adapter_model.safetensors"):
+        digest.update((adapter_dir / name).read_bytes())
+    digest.update(json.dumps([[r["instruction"], row_code(r)] for r in rows]).encode())
+    digest.update(f"batch_size={batch_size}".encode())
+    stored = Path(store_dir or OUTPUTS / "answers") / f"{digest.hexdigest()[:16]}.json"
+    if stored.is_file():
+        saved = json.loads(stored.read_text())
+        print(f"{desc}: the answers an earlier chapter generated with this adapter, for these rows")
+        return score(rows, saved["answers"], saved["seconds"])
+    start = time.perf_counter()
+    answers = generate_answers(model, tokenizer, [r["instruction"] for r in rows], batch_size, desc=desc,
+                               progress=progress)
+    seconds = time.perf_counter() - start
+    stored.parent.mkdir(parents=True, exist_ok=True)
+    stored.write_text(json.dumps({"answers": answers, "seconds": seconds}) + "\n")
+    return score(rows, answers, seconds)
+
+
 def write_predictions(scores: Scores, path: Path) -> Path:
     return write_jsonl(scores.predictions, path)
 

@@ -4,12 +4,14 @@ Before training anything, a team should ask whether a prompt would do. Here
 the base model gets the same test rows zero-shot (the course's system prompt
 only) and few-shot (k solved training examples as earlier chat turns), and we
 measure what each request costs: exact match, prompt tokens per request (what
-an API bills and what fills the context window), seconds per request in a batch, and the latency
-of a single request.
+an API bills and what fills the context window), seconds per request in a batch (with the examples
+computed once for the batch), and the latency of a single request.
 """
 from __future__ import annotations
 
 import time
+
+import torch
 
 from helpers.chat import SYSTEM_PROMPT
 
@@ -41,13 +43,64 @@ def prompt_tokens(tokenizer, instruction: str, shots: list[dict]) -> int:
     return len(ids["input_ids"] if hasattr(ids, "keys") else ids)
 
 
+@torch.no_grad()
+def generate_with_shared_prefix(model, tokenizer, instructions: list[str], shots: list[dict], batch_size: int = 16,
+                                max_new_tokens: int = 16) -> list[str]:
+    """Greedy few-shot answers, with the examples every prompt starts with computed once.
+
+    All few-shot prompts begin with the same system prompt and solved
+    examples; only the last user turn differs. Their keys and values are
+    computed once (a prefix cache: what serving engines and API "prompt
+    caching" do) and every batch starts from a copy, so each request is
+    charged only for its own turn. The answers are those of
+    :func:`helpers.evaluation.generate_answers` on the full prompts
+    (``tests/test_prompting.py`` checks it). Padding goes between the shared
+    prefix and each row's own turn; the attention mask hides it and the
+    position ids skip it.
+    """
+    import copy
+
+    texts = [tokenizer.apply_chat_template(few_shot_messages(i, shots), tokenize=False, add_generation_prompt=True)
+             for i in instructions]
+    rows = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+    if not rows:
+        return []
+    # The shared prefix in tokens, less one: every row must keep a token of its own to feed the model.
+    shared = min(len(r) for r in rows) - 1
+    for r in rows[1:]:
+        shared = next((i for i, (a, b) in enumerate(zip(rows[0][:shared], r)) if a != b), shared)
+    prefix = rows[0][:shared]
+    device = model.device
+    prefix_cache = model(input_ids=torch.tensor([prefix], device=device), use_cache=True).past_key_values
+    pad = tokenizer.pad_token_id
+    answers: list[str] = []
+    for start in range(0, len(rows), batch_size):
+        own = [r[shared:] for r in rows[start:start + batch_size]]
+        width = max(len(o) for o in own)
+        ids = [prefix + [pad] * (width - len(o)) + o for o in own]
+        mask = [[1] * shared + [0] * (width - len(o)) + [1] * len(o) for o in own]
+        cache = copy.deepcopy(prefix_cache)
+        cache.batch_repeat_interleave(len(own))
+        out = model.generate(input_ids=torch.tensor(ids, device=device),
+                             attention_mask=torch.tensor(mask, device=device), past_key_values=cache,
+                             max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad,
+                             eos_token_id=tokenizer.eos_token_id)
+        answers += tokenizer.batch_decode(out[:, shared + width:], skip_special_tokens=True)
+    return [a.strip() for a in answers]
+
+
 def run_prompting(model, tokenizer, rows: list[dict], shots: list[dict], batch_size: int = 16,
-                  latency_rows: int = 8) -> dict:
+                  latency_rows: int = 8, answered=None) -> dict:
     """Score one prompting set-up on ``rows``: exact match, format, prompt tokens and time per request.
 
     Two times, because they answer different questions: ``seconds_per_request`` is the batched run's time
-    divided by its rows (the cost of scoring a file); ``latency_seconds`` is the mean time of the first
-    ``latency_rows`` requests sent one at a time (what a user waiting for one answer sees).
+    divided by its rows (the cost of scoring a file; the examples of a few-shot prompt are computed once for
+    the whole file, see :func:`generate_with_shared_prefix`); ``latency_seconds`` is the mean time of the first
+    ``latency_rows`` requests sent one at a time with nothing cached (what a user waiting for one answer sees).
+
+    ``answered``: the :class:`~helpers.evaluation.Scores` of this model on the same rows from
+    ``evaluate_rows``, reused for a zero-shot set-up (the course's own prompt, so the same answers) instead
+    of generating them a second time.
     """
     from helpers.evaluation import generate_answers, score
 
@@ -55,9 +108,19 @@ def run_prompting(model, tokenizer, rows: list[dict], shots: list[dict], batch_s
         return few_shot_messages(instruction, shots)
 
     instructions = [r["instruction"] for r in rows]
-    start = time.perf_counter()
-    answers = generate_answers(model, tokenizer, instructions, batch_size, progress=False, messages=as_prompt)
-    scores = score(rows, answers, time.perf_counter() - start)
+    if answered is not None:
+        if shots:
+            raise ValueError("answers can be reused for zero-shot only: evaluate_rows sends no examples")
+        if [p["instruction"] for p in answered.predictions] != instructions:
+            raise ValueError("the answers to reuse are for other rows")
+        scores = answered
+    else:
+        start = time.perf_counter()
+        if shots:
+            answers = generate_with_shared_prefix(model, tokenizer, instructions, shots, batch_size)
+        else:
+            answers = generate_answers(model, tokenizer, instructions, batch_size, progress=False, messages=as_prompt)
+        scores = score(rows, answers, time.perf_counter() - start)
     alone = []
     for instruction in instructions[:latency_rows]:
         start = time.perf_counter()

@@ -106,3 +106,37 @@ def test_by_novelty_keeps_both_halves_when_many_rows_tie():
     rows = [{"instruction": str(i), "response": "DIAGNOSIS_CODE: J02.9"} for i in range(4)]
     split = by_novelty(score(rows, ["DIAGNOSIS_CODE: J02.9"] * 4), [0.0, 0.0, 0.0, 0.5])
     assert (split["unlike_n"], split["like_n"]) == (2, 2)
+
+
+def test_adapter_answers_are_generated_once_per_adapter_rows_and_batch_size(base, tmp_path, monkeypatch):
+    import helpers.evaluation as evaluation
+
+    calls = []
+    real = evaluation.generate_answers
+
+    def spy(model, tokenizer, instructions, batch_size=16, **kwargs):
+        calls.append(len(instructions))
+        return real(model, tokenizer, instructions, batch_size, max_new_tokens=4, **kwargs)
+
+    monkeypatch.setattr(evaluation, "generate_answers", spy)
+    model, tokenizer = base
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text("{}")
+    (adapter / "adapter_model.safetensors").write_bytes(b"weights v1")
+    rows = [{"instruction": "My back aches.", "response": "DIAGNOSIS_CODE: M54.50", "code": "M54.50"},
+            {"instruction": "I feel dizzy.", "response": "DIAGNOSIS_CODE: R42", "code": "R42"}]
+
+    def run(rows=rows, batch_size=2):
+        return evaluation.evaluate_adapter(model, tokenizer, rows, batch_size, adapter_dir=adapter,
+                                           progress=False, store_dir=tmp_path / "answers")
+
+    first = run()
+    again = run()  # another chapter, same adapter and rows: nothing generated
+    assert calls == [2]
+    assert again.predictions == first.predictions and again.seconds_per_row == first.seconds_per_row
+    run(batch_size=1)  # other padding
+    run(rows=rows[:1])  # other rows
+    (adapter / "adapter_model.safetensors").write_bytes(b"weights v2")  # retrained
+    run()
+    assert calls == [2, 2, 1, 2]

@@ -46,3 +46,43 @@ def test_latency_is_timed_on_single_requests(base, monkeypatch):
     model, tokenizer = base
     run_prompting(model, tokenizer, TRAIN, [], batch_size=4, latency_rows=2)
     assert batches == [(4, 4), (1, 1), (1, 1)]
+
+
+def test_zero_shot_reuses_the_answers_evaluate_rows_already_has(base, monkeypatch):
+    import pytest
+
+    import helpers.evaluation as evaluation
+
+    model, tokenizer = base
+    answered = evaluation.evaluate_rows(model, tokenizer, TRAIN, batch_size=4, progress=False)
+    batches = []
+    real = evaluation.generate_answers
+
+    def spy(model, tokenizer, instructions, batch_size=16, **kwargs):
+        batches.append(len(instructions))
+        return real(model, tokenizer, instructions, batch_size, **kwargs)
+
+    monkeypatch.setattr(evaluation, "generate_answers", spy)
+    result = run_prompting(model, tokenizer, TRAIN, [], batch_size=4, latency_rows=1, answered=answered)
+    assert batches == [1]  # only the single-request latency
+    assert result["exact_match"] == round(answered.exact_match, 4)
+    assert result["seconds_per_request"] == round(answered.seconds_per_row, 4)
+    with pytest.raises(ValueError, match="zero-shot"):
+        run_prompting(model, tokenizer, TRAIN, TRAIN[:1], answered=answered)
+    with pytest.raises(ValueError, match="other rows"):
+        run_prompting(model, tokenizer, TRAIN[:2], [], answered=answered)
+
+
+def test_the_shared_examples_computed_once_give_the_answers_of_the_full_prompts(base):
+    from helpers.evaluation import generate_answers
+    from helpers.prompting import generate_with_shared_prefix
+
+    model, tokenizer = base
+    shots = pick_shots(TRAIN, 2)
+    # Rows of different lengths in one batch: the padding sits between the shared examples and each row's turn.
+    instructions = ["My ear hurts.", "Sore throat and a fever since the weekend, and now my glands are up.",
+                    "I feel dizzy.", "Rash."]
+    full = generate_answers(model, tokenizer, instructions, 2, max_new_tokens=8, progress=False,
+                            messages=lambda i: few_shot_messages(i, shots))
+    cached = generate_with_shared_prefix(model, tokenizer, instructions, shots, batch_size=2, max_new_tokens=8)
+    assert cached == full and all(cached)
