@@ -153,3 +153,22 @@ def test_a_qlora_adapter_is_trained_in_float32_when_the_run_computes_in_float32(
     # TRL stores a quantized base's adapter in bfloat16 (the QLoRA paper's GPU setting); in a float32 run AdamW's
     # small steps would be rounded away.
     assert {p.dtype for p in trainer.model.parameters() if p.requires_grad} == {torch.float32}
+
+
+def test_a_4bit_base_being_trained_keeps_its_layout_through_a_measurement():
+    import dataclasses
+
+    import torch
+
+    from helpers.config import get_profile
+    from helpers.training import model_for_training
+
+    model, tokenizer = model_for_training(dataclasses.replace(get_profile("ci"), quantize_base="4bit"))
+    layers = [m for m in model.modules() if hasattr(m, "support_avx512bf16_for_cpu")]
+    assert layers and not any(m.support_avx512bf16_for_cpu for m in layers)
+    # A measurement mid-training: eval mode, no gradients (what the probe and the val pass do).
+    model.eval()
+    with torch.no_grad():
+        model(**tokenizer("My ear hurts.", return_tensors="pt"))
+    model.train()
+    assert not any(getattr(m.weight.quant_state, "packing_format_for_cpu", False) for m in layers)
