@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from helpers.chat import extract_code, prompt_messages
+from helpers.chat import SYSTEM_PROMPT, extract_code, prompt_messages
 from helpers.jsonl import write_jsonl
 
 METRICS_DIR = Path(__file__).resolve().parent / "metrics"
@@ -26,9 +26,13 @@ def load_metric(name: str):
     return evaluate.load(str(METRICS_DIR / name))
 
 
+#: new tokens per answer: "DIAGNOSIS_CODE: M54.50" and the end-of-turn token take about 12
+ANSWER_TOKENS = 16
+
+
 @torch.no_grad()
 def generate_answers(model, tokenizer, instructions: list[str], batch_size: int = 16,
-                     max_new_tokens: int = 16, desc: str = "answering", progress: bool = True,
+                     max_new_tokens: int = ANSWER_TOKENS, desc: str = "answering", progress: bool = True,
                      messages=prompt_messages) -> list[str]:
     """Greedy answers to each instruction, formatted with the course's chat template.
 
@@ -125,10 +129,11 @@ def evaluate_adapter(model, tokenizer, rows: list[dict], batch_size: int = 16, a
 
     Chapters 5, 6 and 7 all need the fine-tuned model's answers on the test
     split (about a minute of generation each on the 2-core machine). The
-    answers and their time are stored under a digest of the adapter's files,
-    the rows and the batch size (padding changes the arithmetic, so it can
-    change a greedy answer): a later chapter reuses them, and a retrained
-    adapter or other rows are answered afresh.
+    answers and their time are stored under a digest of the adapter's files
+    (its base model's id included), the rows, the prompt, the answer length,
+    the model's dtype and device and the batch size (padding changes the
+    arithmetic, so it can change a greedy answer): a later chapter reuses
+    them, and anything else is answered afresh.
     """
     import hashlib
     import json
@@ -140,18 +145,27 @@ def evaluate_adapter(model, tokenizer, rows: list[dict], batch_size: int = 16, a
     for name in ("adapter_config.json", "adapter_model.safetensors"):
         digest.update((adapter_dir / name).read_bytes())
     digest.update(json.dumps([[r["instruction"], row_code(r)] for r in rows]).encode())
-    digest.update(f"batch_size={batch_size}".encode())
+    # Everything else that shapes a greedy answer: the prompt, the generation length, the arithmetic.
+    settings = {"batch_size": batch_size, "system_prompt": SYSTEM_PROMPT, "template": tokenizer.chat_template,
+                "max_new_tokens": ANSWER_TOKENS, "dtype": str(model.dtype), "device": str(model.device)}
+    digest.update(json.dumps(settings, sort_keys=True).encode())
     stored = Path(store_dir or OUTPUTS / "answers") / f"{digest.hexdigest()[:16]}.json"
-    if stored.is_file():
+    try:
         saved = json.loads(stored.read_text())
+        answers, seconds = saved["answers"], saved["seconds"]
+    except (OSError, ValueError, KeyError):  # none yet, or a write cut short: answer afresh
+        saved = None
+    if saved is not None and len(answers) == len(rows):
         print(f"{desc}: the answers an earlier chapter generated with this adapter, for these rows")
-        return score(rows, saved["answers"], saved["seconds"])
+        return score(rows, answers, seconds)
     start = time.perf_counter()
     answers = generate_answers(model, tokenizer, [r["instruction"] for r in rows], batch_size, desc=desc,
                                progress=progress)
     seconds = time.perf_counter() - start
     stored.parent.mkdir(parents=True, exist_ok=True)
-    stored.write_text(json.dumps({"answers": answers, "seconds": seconds}) + "\n")
+    partial = stored.with_suffix(".tmp")
+    partial.write_text(json.dumps({"answers": answers, "seconds": seconds}) + "\n")
+    partial.replace(stored)  # atomic: a reader sees the whole file or none
     return score(rows, answers, seconds)
 
 

@@ -5,7 +5,7 @@ the base model gets the same test rows zero-shot (the course's system prompt
 only) and few-shot (k solved training examples as earlier chat turns), and we
 measure what each request costs: exact match, prompt tokens per request (what
 an API bills and what fills the context window), seconds per request in a batch (with the examples
-computed once for the batch), and the latency of a single request.
+computed once for the whole file), and the latency of a single request.
 """
 from __future__ import annotations
 

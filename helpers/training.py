@@ -331,8 +331,10 @@ class AnswerMatch:
     It can differ from generation-scored exact match only at the margins: a
     generated answer that runs on after a correct code still has that code
     extracted and counted (here the extra token is a miss), and the two passes
-    pad differently, which can tip a near tie. On chapter 4's saved adapter
-    both gave 111 of the 128 validation rows (2026-11-30).
+    pad differently, which can tip a near tie; and the newline the template
+    puts after the end-of-turn token is labelled, though generation stops
+    before it. On chapter 4's saved adapter both gave 111 of the 128
+    validation rows (2026-11-30).
     """
 
     def __init__(self):
@@ -414,9 +416,12 @@ class EpochEval(TrainerCallback):
 
     def _val_exact_match(self, model) -> float:
         match = self.match
-        if match is not None and match.rows == len(self.rows):
+        if match is not None and match.rows and match.rows == len(self.rows):
             # The trainer's validation pass just scored exactly these rows.
             return match.exact_match
+        if match is not None:
+            print(f"val exact match: the loss pass scored {match.rows} rows, not the {len(self.rows)} given; "
+                  "generating the answers instead", flush=True)
         from helpers.evaluation import evaluate_rows
 
         return evaluate_rows(model, self.tokenizer, self.rows, self.batch_size, progress=False).exact_match

@@ -140,3 +140,7 @@ def test_adapter_answers_are_generated_once_per_adapter_rows_and_batch_size(base
     (adapter / "adapter_model.safetensors").write_bytes(b"weights v2")  # retrained
     run()
     assert calls == [2, 2, 1, 2]
+    for stored in (tmp_path / "answers").glob("*.json"):
+        stored.write_text('{"answers": [')  # a write cut short
+    run()
+    assert calls == [2, 2, 1, 2, 2]

@@ -81,7 +81,7 @@ def test_the_shared_examples_computed_once_give_the_answers_of_the_full_prompts(
     shots = pick_shots(TRAIN, 2)
     # Rows of different lengths in one batch: the padding sits between the shared examples and each row's turn.
     instructions = ["My ear hurts.", "Sore throat and a fever since the weekend, and now my glands are up.",
-                    "I feel dizzy.", "Rash."]
+                    "I feel dizzy.", "Rash.", "My knee gave way on the stairs."]  # a short last batch too
     full = generate_answers(model, tokenizer, instructions, 2, max_new_tokens=8, progress=False,
                             messages=lambda i: few_shot_messages(i, shots))
     cached = generate_with_shared_prefix(model, tokenizer, instructions, shots, batch_size=2, max_new_tokens=8)

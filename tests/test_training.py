@@ -163,9 +163,15 @@ def test_a_4bit_base_being_trained_keeps_its_layout_through_a_measurement():
     from helpers.config import get_profile
     from helpers.training import model_for_training
 
+    from helpers.training import keep_4bit_layout_for_training
+
     model, tokenizer = model_for_training(dataclasses.replace(get_profile("ci"), quantize_base="4bit"))
     layers = [m for m in model.modules() if hasattr(m, "support_avx512bf16_for_cpu")]
     assert layers and not any(m.support_avx512bf16_for_cpu for m in layers)
+    # As on a CPU with AVX-512 BF16, whatever this machine has: the switch is found and turned off.
+    for m in layers:
+        m.support_avx512bf16_for_cpu = True
+    assert keep_4bit_layout_for_training(model) == len(layers)
     # A measurement mid-training: eval mode, no gradients (what the probe and the val pass do).
     model.eval()
     with torch.no_grad():
