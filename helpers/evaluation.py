@@ -158,15 +158,13 @@ def evaluate_adapter(model, tokenizer, rows: list[dict], batch_size: int = 16, a
     if saved is not None and len(answers) == len(rows):
         print(f"{desc}: the answers an earlier chapter generated with this adapter, for these rows")
         return score(rows, answers, seconds)
-    start = time.perf_counter()
-    answers = generate_answers(model, tokenizer, [r["instruction"] for r in rows], batch_size, desc=desc,
-                               progress=progress)
-    seconds = time.perf_counter() - start
+    scores = evaluate_rows(model, tokenizer, rows, batch_size, desc=desc, progress=progress)
     stored.parent.mkdir(parents=True, exist_ok=True)
     partial = stored.with_suffix(".tmp")
-    partial.write_text(json.dumps({"answers": answers, "seconds": seconds}) + "\n")
+    partial.write_text(json.dumps({"answers": [p["answer"] for p in scores.predictions],
+                                   "seconds": scores.seconds_per_row * scores.n}) + "\n")
     partial.replace(stored)  # atomic: a reader sees the whole file or none
-    return score(rows, answers, seconds)
+    return scores
 
 
 def write_predictions(scores: Scores, path: Path) -> Path:

@@ -1,8 +1,8 @@
 """Chapter 5: prompting the base model versus fine-tuning it ("when to fine-tune").
 
 Before training anything, a team should ask whether a prompt would do. Here
-the base model gets the same test rows zero-shot (the course's system prompt
-only) and few-shot (k solved training examples as earlier chat turns), and we
+the base model gets the same test rows zero-shot (a one-line task prompt,
+:data:`helpers.chat.TASK_PROMPT`) and few-shot (k solved training examples as earlier chat turns), and we
 measure what each request costs: exact match, prompt tokens per request (what
 an API bills and what fills the context window), seconds per request in a batch (with the examples
 computed once for the whole file), and the latency of a single request.
@@ -13,10 +13,11 @@ import time
 
 import torch
 
-from helpers.chat import SYSTEM_PROMPT
+from helpers.chat import SYSTEM_PROMPT, TASK_PROMPT
+from helpers.evaluation import ANSWER_TOKENS
 
 
-def few_shot_messages(instruction: str, shots: list[dict], system: str = SYSTEM_PROMPT) -> list[dict]:
+def few_shot_messages(instruction: str, shots: list[dict], system: str = TASK_PROMPT) -> list[dict]:
     """System prompt, then each shot as a user turn and its answer, then the instruction."""
     messages = [{"role": "system", "content": system}]
     for shot in shots:
@@ -37,15 +38,15 @@ def pick_shots(train_rows: list[dict], k: int) -> list[dict]:
     return shots
 
 
-def prompt_tokens(tokenizer, instruction: str, shots: list[dict]) -> int:
-    messages = few_shot_messages(instruction, shots)
+def prompt_tokens(tokenizer, instruction: str, shots: list[dict], system: str = TASK_PROMPT) -> int:
+    messages = few_shot_messages(instruction, shots, system)
     ids = tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=True)
     return len(ids["input_ids"] if hasattr(ids, "keys") else ids)
 
 
 @torch.no_grad()
 def generate_with_shared_prefix(model, tokenizer, instructions: list[str], shots: list[dict], batch_size: int = 16,
-                                max_new_tokens: int = 16) -> list[str]:
+                                max_new_tokens: int = ANSWER_TOKENS, system: str = TASK_PROMPT) -> list[str]:
     """Greedy few-shot answers, with the examples every prompt starts with computed once.
 
     All few-shot prompts begin with the same system prompt and solved
@@ -60,7 +61,8 @@ def generate_with_shared_prefix(model, tokenizer, instructions: list[str], shots
     """
     import copy
 
-    texts = [tokenizer.apply_chat_template(few_shot_messages(i, shots), tokenize=False, add_generation_prompt=True)
+    texts = [tokenizer.apply_chat_template(few_shot_messages(i, shots, system), tokenize=False,
+                                           add_generation_prompt=True)
              for i in instructions]
     rows = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
     if not rows:
@@ -90,7 +92,7 @@ def generate_with_shared_prefix(model, tokenizer, instructions: list[str], shots
 
 
 def run_prompting(model, tokenizer, rows: list[dict], shots: list[dict], batch_size: int = 16,
-                  latency_rows: int = 8, answered=None) -> dict:
+                  latency_rows: int = 8, answered=None, system: str = TASK_PROMPT) -> dict:
     """Score one prompting set-up on ``rows``: exact match, format, prompt tokens and time per request.
 
     Two times, because they answer different questions: ``seconds_per_request`` is the batched run's time
@@ -98,26 +100,33 @@ def run_prompting(model, tokenizer, rows: list[dict], shots: list[dict], batch_s
     the whole file, see :func:`generate_with_shared_prefix`); ``latency_seconds`` is the mean time of the first
     ``latency_rows`` requests sent one at a time with nothing cached (what a user waiting for one answer sees).
 
+    ``system``: the system turn. Prompting a model that was not trained on the task needs the task said
+    (:data:`~helpers.chat.TASK_PROMPT`, the default); the fine-tuned model is queried as it was trained,
+    with :data:`~helpers.chat.SYSTEM_PROMPT`.
+
     ``answered``: the :class:`~helpers.evaluation.Scores` of this model on the same rows from
-    ``evaluate_rows``, reused for a zero-shot set-up (the course's own prompt, so the same answers) instead
-    of generating them a second time.
+    ``evaluate_rows``, reused for a zero-shot set-up with the fine-tune's own system turn (so the same
+    answers) instead of generating them a second time.
     """
     from helpers.evaluation import generate_answers, score
 
     def as_prompt(instruction):
-        return few_shot_messages(instruction, shots)
+        return few_shot_messages(instruction, shots, system)
 
     instructions = [r["instruction"] for r in rows]
     if answered is not None:
         if shots:
             raise ValueError("answers can be reused for zero-shot only: evaluate_rows sends no examples")
+        if system != SYSTEM_PROMPT:
+            raise ValueError("answers can be reused only with the fine-tune's own system turn: evaluate_rows "
+                             "sends helpers.chat.SYSTEM_PROMPT")
         if [p["instruction"] for p in answered.predictions] != instructions:
             raise ValueError("the answers to reuse are for other rows")
         scores = answered
     else:
         start = time.perf_counter()
         if shots:
-            answers = generate_with_shared_prefix(model, tokenizer, instructions, shots, batch_size)
+            answers = generate_with_shared_prefix(model, tokenizer, instructions, shots, batch_size, system=system)
         else:
             answers = generate_answers(model, tokenizer, instructions, batch_size, progress=False, messages=as_prompt)
         scores = score(rows, answers, time.perf_counter() - start)
@@ -126,7 +135,7 @@ def run_prompting(model, tokenizer, rows: list[dict], shots: list[dict], batch_s
         start = time.perf_counter()
         generate_answers(model, tokenizer, [instruction], 1, progress=False, messages=as_prompt)
         alone.append(time.perf_counter() - start)
-    tokens = [prompt_tokens(tokenizer, r["instruction"], shots) for r in rows]
+    tokens = [prompt_tokens(tokenizer, r["instruction"], shots, system) for r in rows]
     return {**scores.headline(), "shots": len(shots), "prompt_tokens_per_request": sum(tokens) / len(tokens),
             "seconds_per_request": round(scores.seconds_per_row, 4),
             "latency_seconds": round(sum(alone) / len(alone), 4) if alone else None}

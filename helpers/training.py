@@ -114,7 +114,7 @@ def score_only_labelled_positions() -> None:
     """Let TRL's fused LM head project only the answer positions on CPU too (same loss, faster steps).
 
     The loss needs the model's next-token distribution only where a label is:
-    the ~14 answer tokens of a ~78-token row. TRL's fused LM head projects just
+    the ~14 answer tokens of a ~63-token row. TRL's fused LM head projects just
     those positions onto the 49,152-token vocabulary when it runs its Triton
     kernels (CUDA), and every position elsewhere, because on compiled
     accelerators a number of positions that changes from batch to batch forces

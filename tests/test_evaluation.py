@@ -30,9 +30,9 @@ def test_score_counts_format_and_matches():
     assert [p["correct"] for p in scores.predictions] == [True, False]
 
 
-def test_every_prompt_carries_the_short_system_prompt():
+def test_every_prompt_carries_an_empty_system_turn():
     messages = prompt_messages("my ear hurts")
-    assert messages[0] == {"role": "system", "content": SYSTEM_PROMPT}
+    assert messages[0] == {"role": "system", "content": SYSTEM_PROMPT} and SYSTEM_PROMPT == ""
     pc = prompt_completion({"instruction": "my ear hurts", "response": "DIAGNOSIS_CODE: H92.09"})
     assert pc["completion"][0]["content"] == "DIAGNOSIS_CODE: H92.09"
 

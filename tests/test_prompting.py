@@ -1,4 +1,4 @@
-from helpers.chat import SYSTEM_PROMPT
+from helpers.chat import SYSTEM_PROMPT, TASK_PROMPT
 from helpers.prompting import few_shot_messages, pick_shots, prompt_tokens, run_prompting
 
 TRAIN = [
@@ -14,7 +14,7 @@ def test_shots_cover_different_codes_and_become_earlier_turns():
     assert [s["code"] for s in shots] == ["M54.50", "R42"]
     messages = few_shot_messages("My ear hurts.", shots)
     assert [m["role"] for m in messages] == ["system", "user", "assistant", "user", "assistant", "user"]
-    assert messages[0]["content"] == SYSTEM_PROMPT and messages[2]["content"] == "DIAGNOSIS_CODE: M54.50"
+    assert messages[0]["content"] == TASK_PROMPT and messages[2]["content"] == "DIAGNOSIS_CODE: M54.50"
     assert messages[-1] == {"role": "user", "content": "My ear hurts."}
 
 
@@ -22,6 +22,8 @@ def test_each_shot_costs_prompt_tokens(base):
     _, tokenizer = base
     zero, two = prompt_tokens(tokenizer, "My ear hurts.", []), prompt_tokens(tokenizer, "My ear hurts.", TRAIN[:2])
     assert zero > 10 and two > zero + 10
+    # The fine-tune's empty system turn is what its requests save over a zero-shot prompt.
+    assert prompt_tokens(tokenizer, "My ear hurts.", [], SYSTEM_PROMPT) + 15 < zero
 
 
 def test_run_prompting_reports_score_tokens_and_time(base):
@@ -63,14 +65,17 @@ def test_zero_shot_reuses_the_answers_evaluate_rows_already_has(base, monkeypatc
         return real(model, tokenizer, instructions, batch_size, **kwargs)
 
     monkeypatch.setattr(evaluation, "generate_answers", spy)
-    result = run_prompting(model, tokenizer, TRAIN, [], batch_size=4, latency_rows=1, answered=answered)
+    result = run_prompting(model, tokenizer, TRAIN, [], batch_size=4, latency_rows=1, answered=answered,
+                           system=SYSTEM_PROMPT)
     assert batches == [1]  # only the single-request latency
     assert result["exact_match"] == round(answered.exact_match, 4)
     assert result["seconds_per_request"] == round(answered.seconds_per_row, 4)
     with pytest.raises(ValueError, match="zero-shot"):
-        run_prompting(model, tokenizer, TRAIN, TRAIN[:1], answered=answered)
+        run_prompting(model, tokenizer, TRAIN, TRAIN[:1], answered=answered, system=SYSTEM_PROMPT)
     with pytest.raises(ValueError, match="other rows"):
-        run_prompting(model, tokenizer, TRAIN[:2], [], answered=answered)
+        run_prompting(model, tokenizer, TRAIN[:2], [], answered=answered, system=SYSTEM_PROMPT)
+    with pytest.raises(ValueError, match="own system turn"):  # the task prompt asks another question
+        run_prompting(model, tokenizer, TRAIN, [], answered=answered)
 
 
 def test_the_shared_examples_computed_once_give_the_answers_of_the_full_prompts(base):
