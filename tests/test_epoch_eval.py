@@ -55,11 +55,15 @@ def test_val_exact_match_read_off_the_loss_pass_counts_what_greedy_decoding_writ
 
     model, tokenizer = load_model()
     rows = seed_rows()
-    # The base model's own greedy answer to the second row, made the reference: greedy decoding writes it, so it must
-    # count as matched. The first row keeps its real answer, which the base model does not write.
-    own = generate_answers(model.eval(), tokenizer, [rows[1]["instruction"]], 1, max_new_tokens=64, progress=False)[0]
-    assert "DIAGNOSIS_CODE" not in own and len(tokenizer(own)["input_ids"]) < 64  # it ended its turn
-    val = [rows[0], {**rows[1], **prompt_completion({**rows[1], "response": own})}]
+    # The base model's own greedy answer to a row, made the reference: greedy decoding writes it, so it must count as
+    # matched. It has to be an answer that ends its turn; asked without a task prompt, the base model rambles on past
+    # 128 tokens for most rows. The first row keeps its real answer, which the base model does not write.
+    for row in rows[1:]:
+        own = generate_answers(model.eval(), tokenizer, [row["instruction"]], 1, max_new_tokens=128, progress=False)[0]
+        if len(tokenizer(own)["input_ids"]) < 100:  # it ended its turn
+            break
+    assert "DIAGNOSIS_CODE" not in own and len(tokenizer(own)["input_ids"]) < 100
+    val = [rows[0], {**row, **prompt_completion({**row, "response": own})}]
     watch = {}
 
     def callbacks(tokenizer, val_rows):
