@@ -2,9 +2,10 @@
 
 Before training anything, a team should ask whether a prompt would do. Here
 the base model gets the same test rows zero-shot (a one-line task prompt,
-:data:`helpers.chat.TASK_PROMPT`) and few-shot (k solved training examples as earlier chat turns), and we
-measure what each request costs: exact match, prompt tokens per request (what
-an API bills and what fills the context window), seconds per request in a batch (with the examples
+:data:`helpers.chat.TASK_PROMPT`) and few-shot (that prompt, then k solved
+training examples as earlier chat turns), and we measure what each request
+costs: exact match, prompt tokens per request (what an API bills and what
+fills the context window), seconds per request in a batch (with the examples
 computed once for the whole file), and the latency of a single request.
 """
 from __future__ import annotations

@@ -58,11 +58,13 @@ def test_val_exact_match_read_off_the_loss_pass_counts_what_greedy_decoding_writ
     # The base model's own greedy answer to a row, made the reference: greedy decoding writes it, so it must count as
     # matched. It has to be an answer that ends its turn; asked without a task prompt, the base model rambles on past
     # 128 tokens for most rows. The first row keeps its real answer, which the base model does not write.
+    model.eval()
     for row in rows[1:]:
-        own = generate_answers(model.eval(), tokenizer, [row["instruction"]], 1, max_new_tokens=128, progress=False)[0]
-        if len(tokenizer(own)["input_ids"]) < 100:  # it ended its turn
+        own = generate_answers(model, tokenizer, [row["instruction"]], 1, max_new_tokens=128, progress=False)[0]
+        ended = len(tokenizer(own)["input_ids"]) < 100
+        if ended:
             break
-    assert "DIAGNOSIS_CODE" not in own and len(tokenizer(own)["input_ids"]) < 100
+    assert ended and "DIAGNOSIS_CODE" not in own
     val = [rows[0], {**row, **prompt_completion({**row, "response": own})}]
     watch = {}
 

@@ -160,10 +160,7 @@ def test_a_4bit_base_being_trained_keeps_its_layout_through_a_measurement():
 
     import torch
 
-    from helpers.config import get_profile
-    from helpers.training import model_for_training
-
-    from helpers.training import keep_4bit_layout_for_training
+    from helpers.training import keep_4bit_layout_for_training, model_for_training
 
     model, tokenizer = model_for_training(dataclasses.replace(get_profile("ci"), quantize_base="4bit"))
     layers = [m for m in model.modules() if hasattr(m, "support_avx512bf16_for_cpu")]
