@@ -36,8 +36,11 @@ def machine(profile: Profile) -> dict:
     import transformers
     import trl
 
+    from helpers.training import precision_summary
+
     found = {"processor": platform.machine(), "cpu_cores": os.cpu_count(), "torch": torch.__version__,
-             "transformers": transformers.__version__, "peft": peft.__version__, "trl": trl.__version__}
+             "transformers": transformers.__version__, "peft": peft.__version__, "trl": trl.__version__,
+             "precision": precision_summary(profile)}
     if profile.device == "cuda":
         props = torch.cuda.get_device_properties(0)
         found.update(accelerator=props.name, accelerator_memory_gib=round(props.total_memory / 2**30, 1),

@@ -26,6 +26,12 @@ def test_gpu_profile_uses_bf16():
     assert PROFILES["gpu"].dtype == "bfloat16"
 
 
+def test_only_the_cpu_profile_may_compute_in_bf16_and_ci_never_does():
+    # CI's figures must not depend on the runner's CPU; GPU profiles choose through their dtype.
+    assert {name: p.bf16_autocast for name, p in PROFILES.items()} == {
+        "ci": "off", "cpu": "auto", "colab-t4": "off", "gpu": "off"}
+
+
 def test_ci_profile_trains_on_a_subset_of_codes_and_cpu_on_all():
     assert PROFILES["ci"].codes and PROFILES["cpu"].codes is None
     assert PROFILES["ci"].rag_scope == "dataset-categories" and PROFILES["cpu"].rag_scope == "all-billable"

@@ -133,26 +133,71 @@ def test_fp16_training_keeps_the_trained_weights_in_float32_and_the_frozen_ones_
     assert {p.dtype for p in model[0].parameters()} == {torch.bfloat16}
 
 
-def test_a_qlora_adapter_is_trained_in_float32_when_the_run_computes_in_float32(tmp_path):
+@pytest.mark.parametrize("bf16_speedup", [0.6, 4.0])
+def test_a_qlora_adapter_is_trained_in_float32_on_cpu_with_or_without_bf16_autocast(tmp_path, monkeypatch,
+                                                                                     bf16_speedup):
     import dataclasses
     import json
+    import math
 
     import torch
 
+    import helpers.speed
     from helpers.chat import prompt_completion
     from helpers.config import get_profile
     from helpers.lora import lora_config
     from helpers.paths import DATA
     from helpers.training import make_trainer, model_for_training
 
-    profile = dataclasses.replace(get_profile("ci"), quantize_base="4bit")
+    monkeypatch.setattr(helpers.speed, "bf16_speedup", lambda: bf16_speedup)
+    profile = dataclasses.replace(get_profile("ci"), quantize_base="4bit", bf16_autocast="auto")
     model, tokenizer = model_for_training(profile)
     rows = [{**r, **prompt_completion(r)} for r in json.loads((DATA / "examples" / "seed_format.json").read_text())]
     trainer = make_trainer(model, tokenizer, profile, rows, rows[:2], output_dir=tmp_path, max_length=256,
+                           max_steps=1, eval_strategy="no", save_strategy="no",
                            peft_config=lora_config(r=4, alpha=8, top_layers=2, num_layers=model.config.num_hidden_layers))
-    # TRL stores a quantized base's adapter in bfloat16 (the QLoRA paper's GPU setting); in a float32 run AdamW's
-    # small steps would be rounded away.
+    assert trainer.args.bf16 is (bf16_speedup >= 1.5)
+    # under bfloat16 autocast, attention as plain matrix products (faster than the fused CPU kernel there)
+    assert model.config._attn_implementation == ("eager" if bf16_speedup >= 1.5 else "sdpa")
+    # TRL stores a quantized base's adapter in bfloat16 (the QLoRA paper's GPU setting); AdamW's small steps would
+    # be rounded away. Autocast computes in bfloat16 but keeps the weights it trains in float32.
     assert {p.dtype for p in trainer.model.parameters() if p.requires_grad} == {torch.float32}
+    assert math.isfinite(trainer.train().training_loss)
+    assert {p.dtype for p in trainer.model.parameters() if p.requires_grad} == {torch.float32}
+
+
+def test_the_general_probe_runs_on_the_float32_forward_of_a_model_under_autocast():
+    from types import SimpleNamespace
+
+    from helpers.training import _float32_forward
+
+    def wrapped():
+        return "bfloat16"
+
+    model = SimpleNamespace(forward=wrapped, _original_forward=lambda: "float32")  # as Accelerate leaves it
+    with _float32_forward(model):
+        assert model.forward() == "float32"
+    assert model.forward is wrapped
+    plain = SimpleNamespace(forward=lambda: "float32")  # no mixed precision: nothing to swap
+    with _float32_forward(plain):
+        assert plain.forward() == "float32"
+
+
+def test_bf16_autocast_only_on_a_cpu_that_multiplies_bf16_faster_and_only_where_the_profile_allows(
+        tmp_path, monkeypatch):
+    import helpers.speed
+    from helpers.training import bf16_autocast, sft_config
+
+    for speedup, expected in ((4.5, True), (1.2, False)):
+        monkeypatch.setattr(helpers.speed, "bf16_speedup", lambda: speedup)
+        assert bf16_autocast(get_profile("cpu")) is expected
+        config = sft_config(get_profile("cpu"), tmp_path)
+        assert config.bf16 is expected and not config.fp16
+        # weights stay float32: autocast changes how products are computed, not what is stored
+        assert get_profile("cpu").dtype == "float32"
+        assert bf16_autocast(get_profile("ci")) is False and sft_config(get_profile("ci"), tmp_path).bf16 is False
+        # GPU profiles follow their dtype, whatever the CPU beside the GPU does
+        assert bf16_autocast(get_profile("gpu")) is False and bf16_autocast(get_profile("colab-t4")) is False
 
 
 def test_a_4bit_base_being_trained_keeps_its_layout_through_a_measurement():
