@@ -35,6 +35,7 @@ normalised and PII-scrubbed but otherwise unchecked, with the val/test rows take
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import random
@@ -45,7 +46,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from helpers import icd10
+from helpers import chat, icd10
 from helpers.chat import prompt_completion
 from helpers.errors import CourseError, run_cli
 from helpers.jsonl import read_jsonl, write_jsonl
@@ -585,6 +586,22 @@ def uncurated_train(parsed: list[Row | Reject], splits: dict[str, list[Row]]) ->
     return rows
 
 
+def fingerprint(inputs: list[Path]) -> str:
+    """What curated splits are made from: the input files, the prompt format and the curation rules.
+
+    Each split row stores its prompt (system turn included) and passes the
+    length and template checks for that prompt, so splits curated before a
+    change to any of these are stale. The report records this digest and
+    ``helpers.training.ensure_curated`` curates again when it differs.
+    """
+    digest = hashlib.sha256()
+    for path in inputs:
+        digest.update(Path(path).read_bytes())
+    for source in (chat.__file__, __file__):  # the prompt format and these rules, as code
+        digest.update(Path(source).read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def curate(inputs: list[Path], out_dir: Path, seed: int = 0, tokenizer=None, max_length: int | None = None,
            near_dup_threshold: float = NEAR_DUP_THRESHOLD) -> dict:
     """Run every rule over ``inputs`` and write the splits, rejects and report to ``out_dir``."""
@@ -669,6 +686,7 @@ def curate(inputs: list[Path], out_dir: Path, seed: int = 0, tokenizer=None, max
         "splits": {name: len(split_rows) for name, split_rows in splits.items()},
         "codes": len({row.code for row in kept_rows}),
         "uncurated_train_rows": len(uncurated),
+        "fingerprint": fingerprint(inputs),
     }
     if report["input_rows"] != report["kept"] + report["rejected"]:
         raise AssertionError(f"rows lost: {report['input_rows']} read, {report['kept']} kept, {report['rejected']} rejected")

@@ -17,7 +17,7 @@ from transformers import TrainerCallback
 
 from helpers.config import Profile
 from helpers.jsonl import read_jsonl
-from helpers.paths import ADAPTER_DIR, OUTPUTS, SPLITS_DIR
+from helpers.paths import ADAPTER_DIR, OUTPUTS, SPLITS_DIR, show
 
 
 def seed_everything(seed: int = 0) -> None:
@@ -27,12 +27,22 @@ def seed_everything(seed: int = 0) -> None:
 
 
 def ensure_curated(splits_dir: Path = SPLITS_DIR) -> Path:
-    """Chapter 1's output directory, curating ``data/`` first when a notebook runs on its own."""
-    if not (Path(splits_dir) / "report.json").is_file():
-        from helpers.curate import curate
-        from helpers.paths import RAW_DATASET
+    """Chapter 1's output directory, curating ``data/`` first when a notebook runs on its own.
 
-        curate([RAW_DATASET], Path(splits_dir))
+    Splits curated from the course's dataset under an older prompt format,
+    dataset or set of rules (see :func:`helpers.curate.fingerprint`) are
+    curated again. Splits a team curated from its own files are used as they are.
+    """
+    from helpers.curate import curate, fingerprint
+    from helpers.paths import RAW_DATASET
+
+    report_path = Path(splits_dir) / "report.json"
+    if report_path.is_file():
+        report = json.loads(report_path.read_text())
+        if report.get("inputs") != [show(RAW_DATASET)] or report.get("fingerprint") == fingerprint([RAW_DATASET]):
+            return Path(splits_dir)
+        print(f"The splits in {show(splits_dir)} are from an older dataset, prompt format or curation: curating again ...")
+    curate([RAW_DATASET], Path(splits_dir))
     return Path(splits_dir)
 
 

@@ -1,5 +1,6 @@
 import json
 import re
+import shutil
 import sys
 from collections import Counter
 from pathlib import Path
@@ -9,12 +10,13 @@ import pytest
 from helpers import icd10
 from helpers.curate import (
     Row, check_format, check_tokenizer, choose_max_length, conflicting_labels, curate, decontaminate,
-    exact_duplicates, near_duplicates, normalise, read_rows, split, template_problem,
+    exact_duplicates, fingerprint, near_duplicates, normalise, read_rows, split, template_problem,
 )
 from helpers.chat import prompt_completion
 from helpers.errors import CourseError
 from helpers.jsonl import read_jsonl
 from helpers.paths import DATA, RAW_DATASET
+from helpers.training import ensure_curated
 from tests.conftest import run_module
 
 GOOD = {"instruction": "My lower back has been aching since yesterday.", "response": "DIAGNOSIS_CODE: M54.50"}
@@ -142,6 +144,38 @@ def test_curation_is_reproducible(course, tmp_path, tokenizer):
     curate([RAW_DATASET], tmp_path, tokenizer=tokenizer)
     for name in ("train", "val", "test", "rejects", "train_uncurated"):
         assert (tmp_path / f"{name}.jsonl").read_bytes() == (out / f"{name}.jsonl").read_bytes()
+
+
+def test_fingerprint_follows_the_input_bytes(tmp_path):
+    copy = tmp_path / "raw.jsonl"
+    copy.write_bytes(RAW_DATASET.read_bytes())
+    assert fingerprint([copy]) == fingerprint([RAW_DATASET])
+    copy.write_bytes(RAW_DATASET.read_bytes().replace(b"M54.50", b"M54.59", 1))
+    assert fingerprint([copy]) != fingerprint([RAW_DATASET])
+
+
+def test_stale_splits_of_the_course_data_are_curated_again(course, tmp_path, capsys):
+    out, report = course
+    assert report["fingerprint"] == fingerprint([RAW_DATASET])
+    splits = shutil.copytree(out, tmp_path / "data")
+    (splits / "train.jsonl").write_text("")  # a marker: recurating would restore the rows
+    assert ensure_curated(splits) == splits and (splits / "train.jsonl").read_text() == ""  # current: kept
+
+    stale = {**report, "fingerprint": "0" * 16}  # say, curated before the prompt format changed
+    (splits / "report.json").write_text(json.dumps(stale))
+    ensure_curated(splits)
+    assert "curating again" in capsys.readouterr().out
+    assert (splits / "train.jsonl").read_bytes() == (out / "train.jsonl").read_bytes()
+    assert json.loads((splits / "report.json").read_text())["fingerprint"] == report["fingerprint"]
+
+
+def test_splits_curated_from_a_teams_own_files_are_used_as_they_are(course, tmp_path):
+    out, report = course
+    splits = shutil.copytree(out, tmp_path / "data")
+    (splits / "report.json").write_text(json.dumps({**report, "inputs": ["our_notes.jsonl"], "fingerprint": "0" * 16}))
+    (splits / "train.jsonl").write_text("")
+    ensure_curated(splits)
+    assert (splits / "train.jsonl").read_text() == ""
 
 
 def test_raw_file_builder_is_deterministic(tmp_path):
