@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,9 +79,35 @@ def peak_memory_mb(device: str) -> tuple[float, str]:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20, "resident memory (peak RSS)"
 
 
+@contextmanager
+def measured(device: str):
+    """Wall time and the process's peak memory up to the end of the block, filled into the dict it yields.
+
+    Chapter 4b's variants and ``helpers.profile_run``'s headline run are
+    measured by this one block, so their columns mean the same thing.
+    """
+    if device == "cuda":
+        import torch
+
+        torch.cuda.reset_peak_memory_stats()
+    found: dict = {}
+    start = time.perf_counter()
+    yield found
+    found["train_minutes"] = round((time.perf_counter() - start) / 60, 2)
+    peak_mb, found["memory_kind"] = peak_memory_mb(device)
+    found["peak_memory_mb"] = round(peak_mb, 1)
+
+
+def scored_on(trainer, tokenizer, rows: list[dict], batch_size: int):
+    """Greedy answers of the trained model on ``rows``, scored (:func:`helpers.evaluation.evaluate_rows`)."""
+    from helpers.evaluation import evaluate_rows
+
+    trainer.model.eval()
+    return evaluate_rows(trainer.model, tokenizer, rows, batch_size, progress=False)
+
+
 def run_variant(name: str, profile: Profile | None = None) -> dict:
     """Train and measure one variant in this process; returns its row of the comparison table."""
-    from helpers.evaluation import evaluate_rows
     from helpers.lora import count_parameters
     from helpers.training import EpochEval, load_split, make_trainer, model_for_training, peft_config_for, seed_everything
 
@@ -105,21 +132,14 @@ def run_variant(name: str, profile: Profile | None = None) -> dict:
     else:
         model, tokenizer = model_for_training(setup)
         peft_config = peft_config_for(setup, model)
-    if budget.device == "cuda":
-        import torch
-
-        torch.cuda.reset_peak_memory_stats()
     watch = EpochEval(tokenizer, val_rows, budget.eval_batch_size, probe_limit=budget.probe_limit)
     with tempfile.TemporaryDirectory() as tmp:
         trainer = make_trainer(model, tokenizer, setup, train_rows, val_rows, output_dir=Path(tmp),
                                peft_config=peft_config, callbacks=[watch], save_strategy="no")
         params = count_parameters(trainer.model)
-        start = time.perf_counter()
-        trainer.train()
-        train_seconds = time.perf_counter() - start
-    peak_mb, memory_kind = peak_memory_mb(budget.device)
-    trainer.model.eval()
-    test = evaluate_rows(trainer.model, tokenizer, test_rows, budget.eval_batch_size, progress=False)
+        with measured(budget.device) as cost:  # from the first step: the model is loaded and wrapped by now
+            trainer.train()
+    test = scored_on(trainer, tokenizer, test_rows, budget.eval_batch_size)
     history = watch.history
     general = [p["general_acc"] for p in history if "general_acc" in p]
     return {
@@ -131,9 +151,9 @@ def run_variant(name: str, profile: Profile | None = None) -> dict:
         "learning_rate": setup.learning_rate,
         "trainable_params": params.trainable,
         "total_params": params.total,
-        "peak_memory_mb": round(peak_mb, 1),
-        "memory_kind": memory_kind,
-        "train_minutes": round(train_seconds / 60, 2),
+        "peak_memory_mb": cost["peak_memory_mb"],
+        "memory_kind": cost["memory_kind"],
+        "train_minutes": cost["train_minutes"],
         "val_exact_match": history[-1]["val_exact_match"] if history else None,
         "test_exact_match": test.exact_match,
         "test_rows": test.n,

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import platform
 import time
 import traceback
 from pathlib import Path
@@ -29,18 +28,16 @@ RUNS_DIR = OUTPUTS / "profile-runs"
 
 def machine(profile: Profile) -> dict:
     """What the figures were measured on: accelerator or CPU, and the library versions that matter."""
-    import os
-
     import peft
     import torch
     import transformers
     import trl
 
+    from helpers.speed import cpu
     from helpers.training import precision_summary
 
-    found = {"processor": platform.machine(), "cpu_cores": os.cpu_count(), "torch": torch.__version__,
-             "transformers": transformers.__version__, "peft": peft.__version__, "trl": trl.__version__,
-             "precision": precision_summary(profile)}
+    found = {**cpu(), "torch": torch.__version__, "transformers": transformers.__version__,
+             "peft": peft.__version__, "trl": trl.__version__, "precision": precision_summary(profile)}
     if profile.device == "cuda":
         props = torch.cuda.get_device_properties(0)
         found.update(accelerator=props.name, accelerator_memory_gib=round(props.total_memory / 2**30, 1),
@@ -50,21 +47,12 @@ def machine(profile: Profile) -> dict:
 
 def headline(profile: Profile, out_dir: Path) -> dict:
     """Chapter 4's run: train with per-epoch measurements, then score the whole test split."""
-    import torch
-
-    from helpers.evaluation import evaluate_rows
-    from helpers.flavours import peak_memory_mb
+    from helpers.flavours import measured, scored_on
     from helpers.training import load_split, loss_history, train_adapter
 
-    if profile.device == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    start = time.perf_counter()
-    trainer = train_adapter(profile, out_dir / "adapter", checkpoints=out_dir / "checkpoints")
-    minutes = (time.perf_counter() - start) / 60
-    peak_mb, memory_kind = peak_memory_mb(profile.device)
-    model, tokenizer = trainer.model, trainer.processing_class
-    model.eval()
-    test = evaluate_rows(model, tokenizer, load_split("test", profile), profile.eval_batch_size, progress=False)
+    with measured(profile.device) as cost:  # loading the model included
+        trainer = train_adapter(profile, out_dir / "adapter", checkpoints=out_dir / "checkpoints")
+    test = scored_on(trainer, trainer.processing_class, load_split("test", profile), profile.eval_batch_size)
     points = [e for e in trainer.state.log_history if "val_exact_match" in e or "general_acc" in e]
     general = [p["general_acc"] for p in points if "general_acc" in p]
     _, val_loss = loss_history(trainer)
@@ -72,9 +60,9 @@ def headline(profile: Profile, out_dir: Path) -> dict:
         "model": profile.model_id,
         "steps": trainer.state.global_step,
         "epochs_run": round(trainer.state.epoch or 0, 2),
-        "train_minutes": round(minutes, 2),  # the per-epoch measurements included, as in chapter 4
-        "peak_memory_mb": round(peak_mb, 1),
-        "memory_kind": memory_kind,
+        "train_minutes": cost["train_minutes"],  # the per-epoch measurements included, as in chapter 4
+        "peak_memory_mb": cost["peak_memory_mb"],
+        "memory_kind": cost["memory_kind"],
         "val_exact_match_per_epoch": [round(p["val_exact_match"], 4) for p in points if "val_exact_match" in p],
         "val_loss_per_epoch": [round(v, 4) for _, v in val_loss],
         "test_exact_match": round(test.exact_match, 4),

@@ -53,10 +53,8 @@ def bf16_speedup() -> float:
     return matmul_gflops("bfloat16") / matmul_gflops("float32")
 
 
-def machine() -> dict:
-    """Cores, the CPU's vector extensions and measured float32 and bfloat16 matrix-product rates."""
-    import torch
-
+def cpu() -> dict:
+    """The processor, its cores and its vector extensions (AVX-512 BF16 and AMX decide bf16 autocast)."""
     flags = set()
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
@@ -65,7 +63,14 @@ def machine() -> dict:
                 flags = {f for f in line.split(":", 1)[1].split() if f.startswith(("avx", "amx"))}
                 break
     return {"processor": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(), "vector_extensions": sorted(flags),
+            "vector_extensions": sorted(flags)}
+
+
+def machine() -> dict:
+    """:func:`cpu`, PyTorch's threads and measured float32 and bfloat16 matrix-product rates."""
+    import torch
+
+    return {**cpu(), "torch_threads": torch.get_num_threads(),
             "fp32_matmul_gflops": round(matmul_gflops("float32", 100), 1),
             "bf16_matmul_gflops": round(matmul_gflops("bfloat16", 100), 1)}
 

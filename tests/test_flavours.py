@@ -4,7 +4,7 @@ import dataclasses
 import pytest
 
 from helpers.config import PROFILES
-from helpers.flavours import VARIANTS, compare, compare_profile, table
+from helpers.flavours import VARIANTS, compare, compare_profile, measured, table
 
 
 @pytest.mark.parametrize("name", list(PROFILES))
@@ -35,3 +35,16 @@ def test_the_table_has_one_row_per_variant_with_the_measured_columns():
     frame = table(rows)
     assert list(frame.index) == ["full fine-tuning", "LoRA (chapter 4's adapter)"]
     assert "history" not in frame.columns and frame.loc["full fine-tuning", "test_exact_match"] == 0.25
+
+
+def test_measured_fills_in_time_and_the_peak_memory_after_its_block():
+    import time
+
+    with measured("cpu") as cost:
+        assert cost == {}  # filled in only when the block ends
+        block = bytearray(64 * 2**20)  # 64 MiB, touched so that it is resident
+        block[:: 4096] = b"x" * len(block[:: 4096])
+        time.sleep(0.05)
+    assert set(cost) == {"train_minutes", "peak_memory_mb", "memory_kind"}
+    assert cost["memory_kind"] == "resident memory (peak RSS)" and cost["peak_memory_mb"] > 64
+    assert cost["train_minutes"] >= 0.0

@@ -13,7 +13,7 @@ def test_a_small_run_reports_its_figures_and_a_failed_part_does_not_stop_the_res
     report = run(profile, ["no-such-variant"], out)
 
     assert json.loads(out.read_text()) == report  # the file holds what was returned
-    assert report["profile"]["codes"] == 2 and report["machine"]["cpu_cores"] >= 1
+    assert report["profile"]["codes"] == 2 and report["machine"]["cores"] >= 1
     headline = report["headline"]
     assert headline["epochs_run"] == 2 and headline["steps"] > 0
     assert len(headline["val_exact_match_per_epoch"]) == 2 and len(headline["val_loss_per_epoch"]) == 2
