@@ -96,8 +96,26 @@ def test_by_novelty_splits_exact_match_at_the_median_similarity():
     rows = [{"instruction": str(i), "response": "DIAGNOSIS_CODE: J02.9"} for i in range(4)]
     answers = ["DIAGNOSIS_CODE: J02.9", "DIAGNOSIS_CODE: R05.9", "DIAGNOSIS_CODE: J02.9", "DIAGNOSIS_CODE: J02.9"]
     split = by_novelty(score(rows, answers), [0.1, 0.2, 0.6, 0.9])
-    assert split == {"median_similarity": 0.6, "unlike_n": 2, "unlike_exact_match": 0.5,
-                     "like_n": 2, "like_exact_match": 1.0}
+    assert {k: v for k, v in split.items() if not k.endswith("_ci95")} == {
+        "median_similarity": 0.6, "unlike_n": 2, "unlike_exact_match": 0.5, "like_n": 2, "like_exact_match": 1.0}
+    assert split["unlike_ci95"][0] < 0.5 < split["unlike_ci95"][1] and split["like_ci95"][1] == 1.0
+
+
+def test_interval95_is_wilsons_and_narrows_with_more_rows():
+    from helpers.evaluation import interval95
+
+    # Wilson's score interval by its formula: centre (k + z^2/2) / (n + z^2), half-width z/(n + z^2) * sqrt(...)
+    k, n, z = 108, 129, 1.959964
+    centre = (k + z * z / 2) / (n + z * z)
+    half = z / (n + z * z) * (k * (n - k) / n + z * z / 4) ** 0.5
+    low, high = interval95(k, n)
+    assert low == pytest.approx(centre - half, abs=1e-4) and high == pytest.approx(centre + half, abs=1e-4)
+    assert (0.76, 0.89) == (round(low, 2), round(high, 2))
+    wide, narrow = interval95(8, 10), interval95(800, 1000)
+    assert wide[1] - wide[0] > 5 * (narrow[1] - narrow[0])
+    assert interval95(0, 5)[0] == 0.0 and interval95(5, 5)[1] == 1.0
+    with pytest.raises(ValueError, match="no rows"):
+        interval95(0, 0)
 
 
 def test_by_novelty_keeps_both_halves_when_many_rows_tie():
