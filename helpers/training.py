@@ -37,12 +37,15 @@ def ensure_curated(splits_dir: Path = SPLITS_DIR) -> Path:
     from helpers.paths import RAW_DATASET
 
     report_path = Path(splits_dir) / "report.json"
+    settings = {}
     if report_path.is_file():
         report = json.loads(report_path.read_text())
         if report.get("inputs") != [show(RAW_DATASET)] or report.get("fingerprint") == fingerprint([RAW_DATASET]):
             return Path(splits_dir)
-        print(f"The splits in {show(splits_dir)} are from an older dataset, prompt format or curation: curating again ...")
-    curate([RAW_DATASET], Path(splits_dir))
+        settings = report.get("settings", {})  # a seed or max_length given to chapter 1 stays
+        print(f"The splits in {show(splits_dir)} are from an older dataset, prompt format or curation: "
+              f"curating again ...")
+    curate([RAW_DATASET], Path(splits_dir), **settings)
     return Path(splits_dir)
 
 
@@ -261,14 +264,26 @@ def save_adapter(trainer, tokenizer, out_dir: Path = ADAPTER_DIR, base_model_id:
     model.save_pretrained(out_dir, save_embedding_layers=False)
     tokenizer.save_pretrained(out_dir)
     if profile_name is not None:
-        (out_dir / PROFILE_STAMP).write_text(json.dumps({"profile": profile_name}) + "\n")
+        stamp = {"profile": profile_name, "splits": splits_fingerprint()}
+        (out_dir / PROFILE_STAMP).write_text(json.dumps(stamp) + "\n")
     return out_dir
+
+
+def splits_fingerprint(splits_dir: Path = SPLITS_DIR) -> str | None:
+    """The fingerprint in the curated splits' report (see :func:`helpers.curate.fingerprint`), if any."""
+    report = Path(splits_dir) / "report.json"
+    return json.loads(report.read_text()).get("fingerprint") if report.is_file() else None
+
+
+def adapter_stamp(adapter_dir: Path = ADAPTER_DIR) -> dict:
+    """What an adapter says it was trained in and on: ``profile`` and the ``splits`` fingerprint, when it says."""
+    stamp = Path(adapter_dir) / PROFILE_STAMP
+    return json.loads(stamp.read_text()) if stamp.is_file() else {}
 
 
 def adapter_profile(adapter_dir: Path = ADAPTER_DIR) -> str | None:
     """The profile an adapter was trained in, when it says."""
-    stamp = Path(adapter_dir) / PROFILE_STAMP
-    return json.loads(stamp.read_text())["profile"] if stamp.is_file() else None
+    return adapter_stamp(adapter_dir).get("profile")
 
 
 def model_for_training(profile: Profile):
@@ -349,15 +364,22 @@ def train_adapter(profile: Profile, out_dir: Path = ADAPTER_DIR, callbacks=None,
 def ensure_adapter(profile: Profile, out_dir: Path = ADAPTER_DIR) -> Path:
     """The adapter chapter 4 saved; trained now when a notebook runs on its own.
 
-    An adapter stamped with another profile (say ``ci``'s 12-code run) is
-    retrained, so a chapter never scores a model trained for a different run.
+    An adapter stamped with another profile (say ``ci``'s 12-code run), or
+    trained on splits since curated anew (its training rows may now be test
+    rows), is retrained, so a chapter never scores a model trained for a
+    different run.
     """
     out_dir = Path(out_dir)
+    stamp = adapter_stamp(out_dir)
+    ensure_curated()
     if not (out_dir / "adapter_config.json").is_file():
         print("No adapter from chapter 4 yet: training one with the same recipe ...")
         train_adapter(profile, out_dir)
-    elif (trained_in := adapter_profile(out_dir)) not in (None, profile.name):
-        print(f"The adapter was trained in the {trained_in!r} profile: retraining for {profile.name!r} ...")
+    elif stamp.get("profile") not in (None, profile.name):
+        print(f"The adapter was trained in the {stamp['profile']!r} profile: retraining for {profile.name!r} ...")
+        train_adapter(profile, out_dir)
+    elif stamp.get("splits") not in (None, splits_fingerprint()):
+        print("The adapter was trained on splits that have since been curated again: retraining ...")
         train_adapter(profile, out_dir)
     return out_dir
 

@@ -169,6 +169,21 @@ def test_stale_splits_of_the_course_data_are_curated_again(course, tmp_path, cap
     assert json.loads((splits / "report.json").read_text())["fingerprint"] == report["fingerprint"]
 
 
+def test_stale_splits_are_curated_again_with_the_settings_they_were_curated_with(course, tmp_path, monkeypatch):
+    import helpers.curate
+
+    out, report = course
+    assert report["settings"] == {"seed": 0, "max_length": None, "near_dup_threshold": 0.8}
+    calls = []
+    monkeypatch.setattr(helpers.curate, "curate", lambda inputs, out_dir, **kwargs: calls.append(kwargs))
+    splits = tmp_path / "data"
+    splits.mkdir()
+    settings = {"seed": 3, "max_length": 128, "near_dup_threshold": 0.7}  # chapter 1's exercises, say
+    (splits / "report.json").write_text(json.dumps({**report, "fingerprint": "0" * 16, "settings": settings}))
+    ensure_curated(splits)
+    assert calls == [settings]
+
+
 def test_splits_curated_from_a_teams_own_files_are_used_as_they_are(course, tmp_path):
     out, report = course
     splits = shutil.copytree(out, tmp_path / "data")

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from helpers.chat import extract_code
@@ -91,6 +93,24 @@ def test_an_adapter_records_the_profile_it_was_trained_in(tmp_path):
     assert adapter_profile(tmp_path) is None
     (tmp_path / PROFILE_STAMP).write_text('{"profile": "ci"}')
     assert adapter_profile(tmp_path) == "ci"
+
+
+def test_an_adapter_trained_on_splits_since_curated_again_is_retrained(tmp_path, monkeypatch, capsys):
+    import helpers.training as training
+
+    trained = []
+    monkeypatch.setattr(training, "train_adapter", lambda profile, out_dir: trained.append(out_dir))
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text("{}")
+    current = training.splits_fingerprint()  # outputs/data, curated by ensure_curated if missing
+    assert current is not None
+    for splits, retrained in ((current, False), (None, False), ("0" * 16, True)):  # None: an adapter from before stamps
+        stamp = {"profile": "ci", **({"splits": splits} if splits else {})}
+        (adapter / training.PROFILE_STAMP).write_text(json.dumps(stamp))
+        training.ensure_adapter(get_profile("ci"), adapter)
+        assert bool(trained) is retrained, stamp
+    assert trained == [adapter] and "curated again: retraining" in capsys.readouterr().out
 
 
 def test_profile_code_subset_applies_to_the_uncurated_set_too():
