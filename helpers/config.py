@@ -92,7 +92,7 @@ PROFILES: dict[str, Profile] = {
     # score of the three (float32 over 4 epochs: 90.6 % val, 86.9 % test, but 15.7 min). On a CPU without bfloat16
     # instructions the run stays in float32 and takes about 5/4 of that float32 time. On 2026-12-01 NEFTune noise
     # (neftune_noise_alpha=5) on this recipe: 94.5 % val but 85.3 % test (82.2 % on the unlike half), against the
-    # stored run's 92.2 / 86.9 / 83.7 %; within run-to-run noise, not adopted. Nor 108 extra rows from the code
+    # stored run's 92.2 / 86.9 / 83.7 %; within sampling noise, not adopted. Nor 108 extra rows from the code
     # table (title and up to two inclusion terms per code): 88.3 % val, 86.1 % test, 83.7 % unlike half, 12.4 min.
     "cpu": Profile(
         name="cpu", model_id=EMBEDDED_MODEL, device="cpu", dtype="float32", bf16_autocast="auto", quantize_base=None,

@@ -37,14 +37,20 @@ def test_the_table_has_one_row_per_variant_with_the_measured_columns():
     assert "history" not in frame.columns and frame.loc["full fine-tuning", "test_exact_match"] == 0.25
 
 
-def test_measured_fills_in_time_and_the_peak_memory_after_its_block():
-    import time
+def test_measured_fills_in_time_and_the_peak_memory_after_its_block(monkeypatch):
+    import helpers.flavours as flavours
 
+    clock = iter([100.0, 220.0])  # the block takes two minutes
+    monkeypatch.setattr(flavours.time, "perf_counter", lambda: next(clock))
+    peaks = iter([(2048.04, "resident memory (peak RSS)")])
+    monkeypatch.setattr(flavours, "peak_memory_mb", lambda device: next(peaks))
     with measured("cpu") as cost:
         assert cost == {}  # filled in only when the block ends
-        block = bytearray(64 * 2**20)  # 64 MiB, touched so that it is resident
-        block[:: 4096] = b"x" * len(block[:: 4096])
-        time.sleep(0.05)
-    assert set(cost) == {"train_minutes", "peak_memory_mb", "memory_kind"}
-    assert cost["memory_kind"] == "resident memory (peak RSS)" and cost["peak_memory_mb"] > 64
-    assert cost["train_minutes"] >= 0.0
+    assert cost == {"train_minutes": 2.0, "peak_memory_mb": 2048.0, "memory_kind": "resident memory (peak RSS)"}
+
+
+def test_measured_lets_a_failure_through_and_reports_nothing():
+    with pytest.raises(RuntimeError, match="out of memory"):
+        with measured("cpu") as cost:
+            raise RuntimeError("out of memory")
+    assert cost == {}
