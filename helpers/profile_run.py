@@ -10,6 +10,10 @@ chapter 4b variants named by ``--flavours``, each in its own process. Every
 figure lands in ``outputs/profile-runs/<profile>.json`` with the machine it
 was measured on; the file is rewritten after each part, so a run cut short
 keeps what it finished.
+
+``--seeds 0,1,2`` trains chapter 4's run once per seed and records the
+spread of its scores: one run is one draw, and a retrain with another seed
+shows how far the test score moves when nothing but chance changed.
 """
 from __future__ import annotations
 
@@ -45,19 +49,28 @@ def machine(profile: Profile) -> dict:
     return found
 
 
-def headline(profile: Profile, out_dir: Path) -> dict:
-    """Chapter 4's run: train with per-epoch measurements, then score the whole test split."""
+def headline(profile: Profile, out_dir: Path, seed: int = 0) -> dict:
+    """Chapter 4's run: train with per-epoch measurements, then score the whole test split.
+
+    The test score is also given apart for the half of the rows least like
+    any training phrasing of their code and for the other half, as chapter 5
+    reports it, each with its 95 % interval.
+    """
+    from helpers.evaluation import by_novelty, interval95, nearest_train_similarity
     from helpers.flavours import measured, scored_on
     from helpers.training import load_split, loss_history, train_adapter
 
     with measured(profile.device) as cost:  # loading the model included
-        trainer = train_adapter(profile, out_dir / "adapter", checkpoints=out_dir / "checkpoints")
-    test = scored_on(trainer, trainer.processing_class, load_split("test", profile), profile.eval_batch_size)
+        trainer = train_adapter(profile, out_dir / "adapter", checkpoints=out_dir / "checkpoints", seed=seed)
+    test_rows = load_split("test", profile)
+    test = scored_on(trainer, trainer.processing_class, test_rows, profile.eval_batch_size)
+    halves = by_novelty(test, nearest_train_similarity(test_rows, load_split("train", profile)))
     points = [e for e in trainer.state.log_history if "val_exact_match" in e or "general_acc" in e]
     general = [p["general_acc"] for p in points if "general_acc" in p]
     _, val_loss = loss_history(trainer)
     return {
         "model": profile.model_id,
+        "seed": seed,
         "steps": trainer.state.global_step,
         "epochs_run": round(trainer.state.epoch or 0, 2),
         "train_minutes": cost["train_minutes"],  # the per-epoch measurements included, as in chapter 4
@@ -66,7 +79,9 @@ def headline(profile: Profile, out_dir: Path) -> dict:
         "val_exact_match_per_epoch": [round(p["val_exact_match"], 4) for p in points if "val_exact_match" in p],
         "val_loss_per_epoch": [round(v, 4) for _, v in val_loss],
         "test_exact_match": round(test.exact_match, 4),
+        "test_ci95": [round(end, 4) for end in interval95(sum(p["correct"] for p in test.predictions), test.n)],
         "test_rows": test.n,
+        **{f"test_{key}": value for key, value in halves.items() if key != "median_similarity"},
         "test_format_compliance": round(test.format_compliance, 4),
         "general_before": general[0] if general else None,
         "general_after": general[-1] if general else None,
@@ -74,8 +89,21 @@ def headline(profile: Profile, out_dir: Path) -> dict:
     }
 
 
-def run(profile: Profile, flavours: list[str], out: Path, headline_run: bool = True) -> dict:
-    """Every part in turn; a part that fails is recorded with its error and the next one still runs."""
+def spread(runs: list[dict]) -> dict:
+    """Lowest, mean and highest of each test score over runs of one recipe under different seeds."""
+    keys = ("test_exact_match", "test_unlike_exact_match", "test_like_exact_match")
+    return {"seeds": [r["seed"] for r in runs],
+            **{key: {"min": min(r[key] for r in runs), "mean": round(sum(r[key] for r in runs) / len(runs), 4),
+                     "max": max(r[key] for r in runs)} for key in keys}}
+
+
+def run(profile: Profile, flavours: list[str], out: Path, headline_run: bool = True,
+        seeds: tuple[int, ...] = (0,)) -> dict:
+    """Every part in turn; a part that fails is recorded with its error and the next one still runs.
+
+    One seed: the run is ``headline``. Several: ``headline:seed=<n>`` each,
+    and ``across_seeds`` the spread of the ones that finished.
+    """
     from helpers.flavours import compare
 
     out = Path(out)
@@ -97,8 +125,16 @@ def run(profile: Profile, flavours: list[str], out: Path, headline_run: bool = T
         save()
 
     save()
-    if headline_run:
-        attempt("headline", lambda: headline(profile, out.parent / profile.name))
+    if headline_run and len(seeds) == 1:
+        attempt("headline", lambda: headline(profile, out.parent / profile.name, seed=seeds[0]))
+    elif headline_run:
+        for seed in seeds:
+            attempt(f"headline:seed={seed}",
+                    lambda seed=seed: headline(profile, out.parent / f"{profile.name}-seed{seed}", seed=seed))
+        finished = [part for part in (report[f"headline:seed={seed}"] for seed in seeds) if "error" not in part]
+        if len(finished) > 1:
+            report["across_seeds"] = spread(finished)
+            save()
     for name in flavours:
         attempt(f"flavour:{name}", lambda name=name: compare([name], profile, out.parent / "compare")[name])
     return report
@@ -110,17 +146,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-headline", action="store_true", help="run only the --flavours variants")
     parser.add_argument("--epochs", type=int, default=None, help="train chapter 4's run this many epochs "
                         "instead of the profile's (a quick check that a profile runs end to end)")
+    parser.add_argument("--seeds", default="0", help="train chapter 4's run once per seed, comma-separated "
+                        "(several: the report gives the spread of the scores)")
     parser.add_argument("--out", type=Path, default=None, help="default: outputs/profile-runs/<profile>.json")
     args = parser.parse_args(argv)
+    try:
+        seeds = tuple(int(seed) for seed in args.seeds.split(","))
+    except ValueError:
+        parser.error(f"--seeds {args.seeds!r}: give whole numbers separated by commas, such as 0,1,2")
+    if len(set(seeds)) != len(seeds):
+        parser.error(f"--seeds {args.seeds!r}: a seed is repeated")
     from helpers.notebook import setup
 
     profile = setup()
     if args.epochs:
         profile = dataclasses.replace(profile, epochs=args.epochs)
     report = run(profile, [n for n in args.flavours.split(",") if n], args.out or RUNS_DIR / f"{profile.name}.json",
-                 headline_run=not args.no_headline)
+                 headline_run=not args.no_headline, seeds=seeds)
     failed = [key for key, part in report.items() if isinstance(part, dict) and "error" in part]
-    print(json.dumps({k: v for k, v in report.get("headline", {}).items() if k != "traceback"}))
+    print(json.dumps(report.get("across_seeds") or {k: v for k, v in report.get("headline", {}).items()
+                                                    if k != "traceback"}))
     return 1 if failed else 0
 
 

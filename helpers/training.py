@@ -205,7 +205,7 @@ def make_trainer(model, tokenizer, profile: Profile, train_rows: list[dict], val
                      "greater_is_better": True, "restore_callback_states_from_checkpoint": True, **overrides}
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=patience))
     score_only_labelled_positions()
-    seed_everything(0)
+    seed_everything(overrides.get("seed", 0))
     trainer = SFTTrainer(
         model=model,
         args=sft_config(profile, output_dir, **overrides),
@@ -341,13 +341,17 @@ def last_checkpoint(output_dir: Path) -> str | None:
 
 
 def train_adapter(profile: Profile, out_dir: Path = ADAPTER_DIR, callbacks=None, resume: bool = False,
-                  checkpoints: Path = OUTPUTS / "checkpoints"):
+                  checkpoints: Path = OUTPUTS / "checkpoints", seed: int = 0):
     """Chapter 4's recipe end to end: returns the trainer after saving the adapter.
 
     With ``resume=True`` a run that was interrupted (a closed laptop, a Colab
     disconnect, a killed process) continues from its last epoch checkpoint:
     weights, optimizer, scheduler and the random state of the data order all
     come back, so it ends where an uninterrupted run would have.
+
+    ``seed`` draws the adapter's initial weights and the order of the
+    training rows: the same recipe under another seed is another sample of
+    what it scores (``python -m helpers.profile_run --seeds``).
     """
     model, tokenizer = model_for_training(profile)
     val_rows = load_split("val", profile)
@@ -355,7 +359,7 @@ def train_adapter(profile: Profile, out_dir: Path = ADAPTER_DIR, callbacks=None,
                  *(callbacks or [])]
     trainer = make_trainer(model, tokenizer, profile, load_split("train", profile), val_rows,
                            output_dir=checkpoints, peft_config=peft_config_for(profile, model), callbacks=callbacks,
-                           patience=profile.patience)
+                           patience=profile.patience, seed=seed)
     trainer.train(resume_from_checkpoint=last_checkpoint(checkpoints) if resume else None)
     save_adapter(trainer, tokenizer, out_dir, base_model_id=profile.model_id, profile_name=profile.name)
     return trainer
