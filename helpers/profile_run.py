@@ -90,11 +90,19 @@ def headline(profile: Profile, out_dir: Path, seed: int = 0) -> dict:
 
 
 def spread(runs: list[dict]) -> dict:
-    """Lowest, mean and highest of each test score over runs of one recipe under different seeds."""
+    """Lowest, mean and highest of each test score over runs of one recipe under different seeds.
+
+    A score a run could not give (a half of a one-row test split is empty) is
+    left out of that score's summary; ``None`` when no run gave it.
+    """
+    def summary(values):
+        if not values:
+            return None
+        return {"min": min(values), "mean": round(sum(values) / len(values), 4), "max": max(values)}
+
     keys = ("test_exact_match", "test_unlike_exact_match", "test_like_exact_match")
     return {"seeds": [r["seed"] for r in runs],
-            **{key: {"min": min(r[key] for r in runs), "mean": round(sum(r[key] for r in runs) / len(runs), 4),
-                     "max": max(r[key] for r in runs)} for key in keys}}
+            **{key: summary([r[key] for r in runs if r.get(key) is not None]) for key in keys}}
 
 
 def run(profile: Profile, flavours: list[str], out: Path, headline_run: bool = True,

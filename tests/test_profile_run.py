@@ -60,6 +60,10 @@ def test_spread_summarises_each_score():
                             "test_exact_match": {"min": 0.8, "mean": 0.85, "max": 0.9},
                             "test_unlike_exact_match": {"min": 0.7, "mean": 0.75, "max": 0.8},
                             "test_like_exact_match": {"min": 0.9, "mean": 0.95, "max": 1.0}}
+    # one-row test splits have an empty half: that score has no summary, the others still do
+    tiny = [{**run, "test_unlike_exact_match": None} for run in runs]
+    assert spread(tiny)["test_unlike_exact_match"] is None
+    assert spread(tiny)["test_exact_match"] == {"min": 0.8, "mean": 0.85, "max": 0.9}
 
 
 @pytest.mark.parametrize("seeds, message", [("0,x", "give whole numbers separated by commas"),
