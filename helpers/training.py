@@ -281,11 +281,6 @@ def adapter_stamp(adapter_dir: Path = ADAPTER_DIR) -> dict:
     return json.loads(stamp.read_text()) if stamp.is_file() else {}
 
 
-def adapter_profile(adapter_dir: Path = ADAPTER_DIR) -> str | None:
-    """The profile an adapter was trained in, when it says."""
-    return adapter_stamp(adapter_dir).get("profile")
-
-
 def model_for_training(profile: Profile):
     """The base model and tokenizer as chapter 4 trains them (4-bit base for QLoRA profiles)."""
     from helpers.models import load_model

@@ -88,11 +88,11 @@ def test_sft_config_follows_the_profile(tmp_path):
 
 
 def test_an_adapter_records_the_profile_it_was_trained_in(tmp_path):
-    from helpers.training import PROFILE_STAMP, adapter_profile
+    from helpers.training import PROFILE_STAMP, adapter_stamp
 
-    assert adapter_profile(tmp_path) is None
+    assert adapter_stamp(tmp_path).get("profile") is None
     (tmp_path / PROFILE_STAMP).write_text('{"profile": "ci"}')
-    assert adapter_profile(tmp_path) == "ci"
+    assert adapter_stamp(tmp_path).get("profile") == "ci"
 
 
 def test_an_adapter_trained_on_splits_since_curated_again_is_retrained(tmp_path, monkeypatch, capsys):
