@@ -71,6 +71,10 @@ class Scores:
         return {"n": self.n, "exact_match": round(self.exact_match, 4),
                 "format_compliance": round(self.format_compliance, 4), "billable_rate": round(self.billable_rate, 4)}
 
+    def interval95(self) -> tuple[float, float]:
+        """The 95 % interval of this exact match (:func:`interval95` over the rows scored)."""
+        return interval95(sum(p["correct"] for p in self.predictions), self.n)
+
 
 def score(rows: list[dict], answers: list[str], seconds: float = 0.0) -> Scores:
     """Exact match, format compliance and billable-code rate, each from a local ``evaluate`` module."""

@@ -56,7 +56,7 @@ def headline(profile: Profile, out_dir: Path, seed: int = 0) -> dict:
     any training phrasing of their code and for the other half, as chapter 5
     reports it, each with its 95 % interval.
     """
-    from helpers.evaluation import by_novelty, interval95, nearest_train_similarity
+    from helpers.evaluation import by_novelty, nearest_train_similarity
     from helpers.flavours import measured, scored_on
     from helpers.training import load_split, loss_history, train_adapter
 
@@ -79,7 +79,7 @@ def headline(profile: Profile, out_dir: Path, seed: int = 0) -> dict:
         "val_exact_match_per_epoch": [round(p["val_exact_match"], 4) for p in points if "val_exact_match" in p],
         "val_loss_per_epoch": [round(v, 4) for _, v in val_loss],
         "test_exact_match": round(test.exact_match, 4),
-        "test_ci95": [round(end, 4) for end in interval95(sum(p["correct"] for p in test.predictions), test.n)],
+        "test_ci95": [round(end, 4) for end in test.interval95()],
         "test_rows": test.n,
         **{f"test_{key}": value for key, value in halves.items() if key != "median_similarity"},
         "test_format_compliance": round(test.format_compliance, 4),

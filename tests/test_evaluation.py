@@ -118,6 +118,16 @@ def test_interval95_is_wilsons_and_narrows_with_more_rows():
         interval95(0, 0)
 
 
+def test_a_scored_split_gives_the_interval_of_its_own_exact_match():
+    from helpers.evaluation import interval95
+
+    rows = [{"instruction": str(i), "response": f"DIAGNOSIS_CODE: {c}"} for i, c in enumerate(["R42", "R42", "I10"])]
+    scores = score(rows, ["DIAGNOSIS_CODE: R42", "DIAGNOSIS_CODE: I10", "hello"])  # 1 of 3 right
+    assert scores.interval95() == interval95(1, 3)
+    low, high = scores.interval95()
+    assert low < scores.exact_match < high
+
+
 def test_by_novelty_keeps_both_halves_when_many_rows_tie():
     from helpers.evaluation import by_novelty
 
