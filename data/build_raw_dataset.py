@@ -1,9 +1,11 @@
 """Build the course's raw dataset: clean complaints plus the defects real collections have.
 
-Input:  data/complaints.json   {code: {"title": ..., "complaints": [20 phrasings]}}, written by the project.
-Output: data/raw/icd10_complaints_raw.jsonl   the file chapter 1 curates
-        data/raw/planted_defects.json         line -> defect class and the reason the pipeline should give
-        data/examples/seed_format.json        a few rows in the seed notebook's JSON-array form
+Input:  data/complaints.json          {code: {"title": ..., "complaints": [20 phrasings]}}, written by the project.
+        data/complaints_batch2.json   the same form, 12 more phrasings per code, written later and independently
+Output: data/raw/icd10_complaints_raw.jsonl     the file chapter 1 curates
+        data/raw/planted_defects.json           line -> defect class and the reason the pipeline should give
+        data/examples/seed_format.json          a few rows in the seed notebook's JSON-array form
+        data/raw/icd10_complaints_batch2.jsonl  the second batch, curated into train only; no planted defects
 
 Every complaint is wrapped in one instruction wording (rotating through
 TEMPLATES, the first being the seed's own) with the answer
@@ -24,6 +26,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 SOURCE = HERE / "complaints.json"
 RAW = HERE / "raw" / "icd10_complaints_raw.jsonl"
+BATCH2_SOURCE = HERE / "complaints_batch2.json"
+BATCH2 = HERE / "raw" / "icd10_complaints_batch2.jsonl"
 MANIFEST = HERE / "raw" / "planted_defects.json"
 SEED_FORMAT = HERE / "examples" / "seed_format.json"
 
@@ -298,6 +302,12 @@ def main() -> None:
     SEED_FORMAT.write_text(json.dumps(sample, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     rows = sum(1 for line in lines if line != "")
     print(f"wrote {rows} raw rows ({len(manifest['lines'])} planted defects) over {len(source)} codes to {RAW.name}")
+
+    batch2 = json.loads(BATCH2_SOURCE.read_text(encoding="utf-8"))
+    assert set(batch2) == set(source), "the second batch covers the same codes"
+    lines = [as_line(wrap(r), f"DIAGNOSIS_CODE: {r['code']}") for r in clean_rows(batch2)]
+    BATCH2.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    print(f"wrote {len(lines)} rows over {len(batch2)} codes to {BATCH2.name}")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 Usage::
 
-    python -m helpers.curate data/raw/icd10_complaints_raw.jsonl --out outputs/data
+    python -m helpers.curate data/raw/icd10_complaints_raw.jsonl --out outputs/data \
+        --train-only data/raw/icd10_complaints_batch2.jsonl
 
 Every input row is either kept (in exactly one split) or written to
 ``rejects.jsonl`` with its file, 1-based physical line, reason and raw text, so
@@ -27,6 +28,11 @@ Rules, applied in this order (each a small function below, each with tests):
    answer with EOS, and the pad token must not be EOS.
 8. split: stratified by code, no phrasing in two splits; then train rows that
    share content n-grams with a val/test row are removed (decontamination).
+
+Files given as ``train_only`` (a batch collected after the held-out splits were
+drawn) pass the same rules, but their rows go to train only and never remove or
+move a row of the main inputs: val and test stay exactly what they were, so
+scores measured before the batch arrived stay comparable with scores after.
 
 Besides the splits it writes ``train_uncurated.jsonl``: the same raw rows,
 normalised and PII-scrubbed but otherwise unchecked, with the val/test rows taken out, for chapter 4's
@@ -125,6 +131,11 @@ def reject(row: Row, reason: str, detail: str | None = None) -> Reject:
     return Reject(row.file, row.line, reason, row.raw, detail)
 
 
+def where(other: Row, row: Row) -> str:
+    """``other``'s place as ``row``'s reject detail gives it: its line, and its file when that is another."""
+    return f"line {other.line}" if other.file == row.file else f"{other.file} line {other.line}"
+
+
 # --- rule 1: read -----------------------------------------------------------------------------
 
 def _check_fields(obj, file: str, line: int, raw: str) -> Row | Reject:
@@ -183,10 +194,16 @@ def _looks_like_array_file(text: str) -> bool:
             return True  # an array file with a broken element somewhere
 
 
+def file_name(path: Path) -> str:
+    """How rows and rejects name the file they came from: never an absolute path in outputs."""
+    path = Path(path)
+    return show(path) if path.is_absolute() else str(path)
+
+
 def read_rows(path: Path) -> list[Row | Reject]:
     """Rule 1: parse a JSONL file or a JSON array file into rows and rejects."""
     text = _decode(path)
-    name = show(path) if path.is_absolute() else str(path)  # never an absolute path in outputs
+    name = file_name(path)
     if _looks_like_array_file(text):
         results = _read_array(text, name)
     else:
@@ -303,21 +320,30 @@ def exact_duplicates(rows: list[Row]) -> tuple[list[Row], list[Reject]]:
     for row in rows:
         key = (row.data["instruction"], row.code)
         if key in seen:
-            rejects.append(reject(row, "exact_duplicate", f"same as line {seen[key].line}"))
+            rejects.append(reject(row, "exact_duplicate", f"same as {where(seen[key], row)}"))
         else:
             seen[key] = row
             kept.append(row)
     return kept, rejects
 
 
-def conflicting_labels(rows: list[Row]) -> tuple[list[Row], list[Reject]]:
-    """One phrasing with two different codes: nothing says which is right, so neither is kept."""
+def conflicting_labels(rows: list[Row], later: frozenset[str] = frozenset()) -> tuple[list[Row], list[Reject]]:
+    """One phrasing with two different codes: nothing says which is right, so neither is kept.
+
+    Rows from the ``later`` files (a train-only batch) cannot remove an earlier row: one that labels an
+    earlier phrasing with another code is rejected alone, so a new batch never changes the held-out splits.
+    """
     codes: dict[str, set[str]] = defaultdict(set)
+    earlier: dict[str, set[str]] = defaultdict(set)
     for row in rows:
-        codes[phrasing_key(row.data["instruction"])].add(row.code)
+        key = phrasing_key(row.data["instruction"])
+        codes[key].add(row.code)
+        if row.file not in later:
+            earlier[key].add(row.code)
     kept, rejects = [], []
     for row in rows:
-        found = codes[phrasing_key(row.data["instruction"])]
+        key = phrasing_key(row.data["instruction"])
+        found = codes[key] if row.file in later else earlier[key]
         if len(found) > 1:
             rejects.append(reject(row, "conflicting_labels", "same text labelled " + ", ".join(sorted(found))))
         else:
@@ -368,7 +394,7 @@ def near_duplicates(rows: list[Row], threshold: float = NEAR_DUP_THRESHOLD,
             cross_code.append((rows[other].line, row.line, round(similarity, 3)))
         if duplicate_of:
             other, similarity = duplicate_of
-            rejects.append(reject(row, "near_duplicate", f"Jaccard {similarity:.2f} with line {rows[other].line}"))
+            rejects.append(reject(row, "near_duplicate", f"Jaccard {similarity:.2f} with {where(rows[other], row)}"))
         else:
             lsh.insert(index, signature)
             kept.append(row)
@@ -531,7 +557,8 @@ def decontaminate(splits: dict[str, list[Row]], n: int = DECONTAM_N,
         best = max(((count / min(len(grams), sizes[key][2]), key) for key, count in shared.items()), default=None)
         if best and best[0] >= min_overlap:
             name, twin, _ = sizes[best[1]]
-            rejects.append(reject(row, "overlaps_eval", f"{best[0]:.0%} of its complaint n-grams are in {name} line {twin.line}"))
+            rejects.append(reject(row, "overlaps_eval",
+                                  f"{best[0]:.0%} of its complaint n-grams are in {name} {where(twin, row)}"))
         else:
             kept.append(row)
     splits["train"] = kept
@@ -586,7 +613,7 @@ def uncurated_train(parsed: list[Row | Reject], splits: dict[str, list[Row]]) ->
     return rows
 
 
-def fingerprint(inputs: list[Path]) -> str:
+def fingerprint(inputs: list[Path], train_only: list[Path] = ()) -> str:
     """What curated splits are made from: the input files, the prompt format and the curation rules.
 
     Each split row stores its prompt (system turn included) and passes the
@@ -600,6 +627,8 @@ def fingerprint(inputs: list[Path]) -> str:
     digest = hashlib.sha256()
     for path in inputs:
         digest.update(Path(path).read_bytes())
+    for path in train_only:  # the same bytes as a train-only batch are other splits
+        digest.update(b"\0train-only\0" + Path(path).read_bytes())
     # the prompt format and the rules, as code: these rules, the code table's and the PII patterns
     for source in (chat.__file__, __file__, icd10.__file__, pii.__file__):
         digest.update(Path(source).read_bytes())
@@ -609,8 +638,19 @@ def fingerprint(inputs: list[Path]) -> str:
 
 
 def curate(inputs: list[Path], out_dir: Path, seed: int = 0, tokenizer=None, max_length: int | None = None,
-           near_dup_threshold: float = NEAR_DUP_THRESHOLD) -> dict:
-    """Run every rule over ``inputs`` and write the splits, rejects and report to ``out_dir``."""
+           near_dup_threshold: float = NEAR_DUP_THRESHOLD, train_only: list[Path] = ()) -> dict:
+    """Run every rule over ``inputs`` and write the splits, rejects and report to ``out_dir``.
+
+    ``train_only`` files are read after ``inputs`` and checked by the same rules; their rows go to train
+    and leave val and test exactly as ``inputs`` alone make them (see the module's docstring).
+    """
+    inputs, train_only = [Path(p) for p in inputs], [Path(p) for p in train_only]
+    for path in {p.resolve() for p in inputs} & {p.resolve() for p in train_only}:
+        raise CourseError(f"{path}: given both as an input and as a train-only file; name it once")
+    # rows are told apart by the name their file gets in the outputs, so two files must not share one
+    for path in train_only:
+        if file_name(path) in {file_name(p) for p in inputs}:
+            raise CourseError(f"{path}: a train-only file named like an input ({file_name(path)}); rename one")
     if tokenizer is None:
         from helpers.models import load_tokenizer
 
@@ -619,7 +659,10 @@ def curate(inputs: list[Path], out_dir: Path, seed: int = 0, tokenizer=None, max
 
     parsed: list[Row | Reject] = []
     for path in inputs:
-        parsed += read_rows(Path(path))
+        parsed += read_rows(path)
+    later = frozenset(file_name(path) for path in train_only)
+    for path in train_only:
+        parsed += read_rows(path)
     rejects: list[Reject] = [item for item in parsed if isinstance(item, Reject)]
     rows: list[Row] = []
     pii: Counter = Counter()
@@ -637,14 +680,15 @@ def curate(inputs: list[Path], out_dir: Path, seed: int = 0, tokenizer=None, max
 
     rows, dropped = exact_duplicates(rows)                                            # rule 5
     rejects += dropped
-    rows, dropped = conflicting_labels(rows)
+    rows, dropped = conflicting_labels(rows, later)
     rejects += dropped
     rows, dropped, cross_code = near_duplicates(rows, near_dup_threshold)
     rejects += dropped
 
     for row in rows:                                                                  # rule 6
         row.tokens = token_length(prompt_completion(row.data), tokenizer)
-    lengths = [row.tokens for row in rows]
+    # the limit is measured on the main inputs only: a train-only batch must not move a held-out row
+    lengths = [row.tokens for row in rows if row.file not in later]
     from_data = max_length is None and len(lengths) >= MIN_ROWS_FOR_LIMIT
     limit = max_length or (choose_max_length(lengths) if from_data else DEFAULT_MAX_LENGTH)
     kept: list[Row] = []
@@ -658,8 +702,14 @@ def curate(inputs: list[Path], out_dir: Path, seed: int = 0, tokenizer=None, max
         else:
             kept.append(row)
 
-    splits = split(kept, seed=seed)                                                   # rule 8
+    splits = split([r for r in kept if r.file not in later], seed=seed)               # rule 8
     removed = decontaminate(splits)
+    if later:
+        # the batch is checked against the held-out rows on its own, after the main rows: it joins train
+        # and cannot change what the main inputs alone make of any split
+        batch = {"train": [r for r in kept if r.file in later], "val": splits["val"], "test": splits["test"]}
+        removed += decontaminate(batch)
+        splits["train"] += batch["train"]
     rejects += removed
 
     out_dir = Path(out_dir)
@@ -673,6 +723,7 @@ def curate(inputs: list[Path], out_dir: Path, seed: int = 0, tokenizer=None, max
     kept_rows = [row for split_rows in splits.values() for row in split_rows]
     report = {
         "inputs": [show(p) for p in inputs],
+        "train_only_inputs": [show(p) for p in train_only],
         "input_rows": len(parsed),
         "kept": len(kept_rows),
         "rejected": len(rejects),
@@ -681,6 +732,7 @@ def curate(inputs: list[Path], out_dir: Path, seed: int = 0, tokenizer=None, max
         "pii_scrubbed": dict(sorted(pii.items())),
         "near_duplicates": {"threshold": near_dup_threshold, "shingle_chars": SHINGLE,
                             "near_pairs_with_different_codes": cross_code},
+        # min and median are the main inputs' (the rows the limit is chosen from), max_kept is every kept row's
         "tokens": {"max_length": limit, "chosen_from_data": from_data,
                    "min": min(lengths, default=0), "median": statistics.median(lengths) if lengths else 0,
                    "max_kept": max((r.tokens for r in kept_rows), default=0)},
@@ -690,9 +742,13 @@ def curate(inputs: list[Path], out_dir: Path, seed: int = 0, tokenizer=None, max
         "decontamination": {"ngram_words": DECONTAM_N, "min_overlap": DECONTAM_OVERLAP,
                             "removed_from_train": len(removed)},
         "splits": {name: len(split_rows) for name, split_rows in splits.items()},
+        # what became of the train-only rows: how many were read, how many joined train, why the rest did not
+        "train_only": {"rows": sum(1 for item in parsed if item.file in later),
+                       "kept": sum(1 for row in splits["train"] if row.file in later),
+                       "by_reason": dict(sorted(Counter(r.reason for r in rejects if r.file in later).items()))},
         "codes": len({row.code for row in kept_rows}),
         "uncurated_train_rows": len(uncurated),
-        "fingerprint": fingerprint(inputs),
+        "fingerprint": fingerprint(inputs, train_only),
         # what ensure_curated passes again when it curates stale splits anew
         "settings": {"seed": seed, "max_length": max_length, "near_dup_threshold": near_dup_threshold},
     }
@@ -714,12 +770,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("inputs", nargs="+", type=Path, help="JSONL or JSON-array files")
     parser.add_argument("--out", required=True, type=Path, help="output directory")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--train-only", action="append", default=[], type=Path, metavar="FILE",
+                        help="a later batch: its rows go to train only and leave val/test as the inputs make them "
+                             "(repeatable)")
     parser.add_argument("--max-length", type=_positive, default=None,
                         help="token limit per row (default: chosen from the measured distribution)")
     args = parser.parse_args(argv)
     if args.out.exists() and not args.out.is_dir():
         raise CourseError(f"{args.out}: exists and is not a directory (--out names the output directory)")
-    report = curate(args.inputs, args.out, seed=args.seed, max_length=args.max_length)
+    report = curate(args.inputs, args.out, seed=args.seed, max_length=args.max_length, train_only=args.train_only)
     print(
         f"{report['input_rows']} rows read: {report['kept']} kept, {report['rejected']} rejected "
         f"-> {show(args.out)} (train {report['splits']['train']}, val {report['splits']['val']}, "
@@ -729,14 +788,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 
-def rejects_table(out_dir: Path, reasons: list[str] | None = None, width: int = 100):
-    """``rejects.jsonl`` as a DataFrame (raw text shortened to ``width``), optionally only some reasons."""
+def rejects_table(out_dir: Path, reasons: list[str] | None = None, width: int = 100, file: Path | None = None):
+    """``rejects.jsonl`` as a DataFrame (raw text shortened to ``width``), optionally only some reasons or one file."""
     import pandas as pd
 
     columns = ["line", "reason", "detail", "raw"]
     table = pd.DataFrame(read_jsonl(Path(out_dir) / "rejects.jsonl"), columns=["file", *columns])
     if reasons:
         table = table[table["reason"].isin(reasons)]
+    if file is not None:
+        table = table[table["file"] == file_name(file)]
     table["raw"] = table["raw"].str.slice(0, width)
     return table[columns].fillna("")
 

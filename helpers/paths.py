@@ -13,6 +13,8 @@ DATA = ROOT / "data"
 OUTPUTS = Path(os.environ.get("COURSE_OUTPUTS", ROOT / "outputs"))
 
 RAW_DATASET = DATA / "raw" / "icd10_complaints_raw.jsonl"
+# a second batch, written after the held-out splits were drawn: curated into train only (chapter 1)
+BATCH2_DATASET = DATA / "raw" / "icd10_complaints_batch2.jsonl"
 PROBE_DATASET = DATA / "benchmarks" / "general_probe.jsonl"
 
 SPLITS_DIR = OUTPUTS / "data"

@@ -29,23 +29,27 @@ def seed_everything(seed: int = 0) -> None:
 def ensure_curated(splits_dir: Path = SPLITS_DIR) -> Path:
     """Chapter 1's output directory, curating ``data/`` first when a notebook runs on its own.
 
-    Splits curated from the course's dataset under an older prompt format,
-    dataset or set of rules (see :func:`helpers.curate.fingerprint`) are
-    curated again. Splits a team curated from its own files are used as they are.
+    The course's splits are its raw file plus the train-only second batch.
+    Splits curated from the course's raw file without that batch, or under an
+    older prompt format, dataset or set of rules (see
+    :func:`helpers.curate.fingerprint`), are curated again. Splits a team curated from its own files are used as they are.
     """
     from helpers.curate import curate, fingerprint
-    from helpers.paths import RAW_DATASET
+    from helpers.paths import BATCH2_DATASET, RAW_DATASET
 
     report_path = Path(splits_dir) / "report.json"
     settings = {}
     if report_path.is_file():
         report = json.loads(report_path.read_text())
-        if report.get("inputs") != [show(RAW_DATASET)] or report.get("fingerprint") == fingerprint([RAW_DATASET]):
+        current = fingerprint([RAW_DATASET], [BATCH2_DATASET])
+        ours = report.get("inputs") == [show(RAW_DATASET)] and \
+            report.get("train_only_inputs", []) in ([], [show(BATCH2_DATASET)])
+        if not ours or report.get("fingerprint") == current:
             return Path(splits_dir)
         settings = report.get("settings", {})  # a seed or max_length given to chapter 1 stays
         print(f"The splits in {show(splits_dir)} are from an older dataset, prompt format or curation: "
               f"curating again ...")
-    curate([RAW_DATASET], Path(splits_dir), **settings)
+    curate([RAW_DATASET], Path(splits_dir), train_only=[BATCH2_DATASET], **settings)
     return Path(splits_dir)
 
 

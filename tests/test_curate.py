@@ -10,12 +10,12 @@ import pytest
 from helpers import icd10
 from helpers.curate import (
     Row, check_format, check_tokenizer, choose_max_length, conflicting_labels, curate, decontaminate,
-    exact_duplicates, fingerprint, near_duplicates, normalise, read_rows, split, template_problem,
+    exact_duplicates, fingerprint, near_duplicates, normalise, read_rows, rejects_table, split, template_problem,
 )
 from helpers.chat import prompt_completion
 from helpers.errors import CourseError
 from helpers.jsonl import read_jsonl
-from helpers.paths import DATA, RAW_DATASET
+from helpers.paths import BATCH2_DATASET, DATA, RAW_DATASET, show
 from helpers.training import ensure_curated
 from tests.conftest import run_module
 
@@ -47,6 +47,13 @@ def row(instruction: str, code: str, line: int = 1) -> Row:
 def course(tmp_path_factory, tokenizer):
     out = tmp_path_factory.mktemp("curated")
     return out, curate([RAW_DATASET], out, tokenizer=tokenizer)
+
+
+@pytest.fixture(scope="module")
+def course_with_batch2(tmp_path_factory, tokenizer):
+    """The course's splits as chapter 1 leaves them: the raw file, plus the second batch in train only."""
+    out = tmp_path_factory.mktemp("curated_batch2")
+    return out, curate([RAW_DATASET], out, tokenizer=tokenizer, train_only=[BATCH2_DATASET])
 
 
 def test_raw_file_is_big_and_varied_enough():
@@ -154,9 +161,9 @@ def test_fingerprint_follows_the_input_bytes(tmp_path):
     assert fingerprint([copy]) != fingerprint([RAW_DATASET])
 
 
-def test_stale_splits_of_the_course_data_are_curated_again(course, tmp_path, capsys):
-    out, report = course
-    assert report["fingerprint"] == fingerprint([RAW_DATASET])
+def test_stale_splits_of_the_course_data_are_curated_again(course_with_batch2, tmp_path, capsys):
+    out, report = course_with_batch2
+    assert report["fingerprint"] == fingerprint([RAW_DATASET], [BATCH2_DATASET])
     splits = shutil.copytree(out, tmp_path / "data")
     (splits / "train.jsonl").write_text("")  # a marker: recurating would restore the rows
     assert ensure_curated(splits) == splits and (splits / "train.jsonl").read_text() == ""  # current: kept
@@ -181,7 +188,13 @@ def test_stale_splits_are_curated_again_with_the_settings_they_were_curated_with
     settings = {"seed": 3, "max_length": 128, "near_dup_threshold": 0.7}  # chapter 1's exercises, say
     (splits / "report.json").write_text(json.dumps({**report, "fingerprint": "0" * 16, "settings": settings}))
     ensure_curated(splits)
-    assert calls == [settings]
+    assert calls == [{**settings, "train_only": [BATCH2_DATASET]}]
+
+
+def test_splits_of_the_raw_file_alone_are_curated_again_with_the_second_batch(course, course_with_batch2, tmp_path):
+    splits = shutil.copytree(course[0], tmp_path / "data")  # chapter 1 stopped before its last section, say
+    ensure_curated(splits)
+    assert (splits / "train.jsonl").read_bytes() == (course_with_batch2[0] / "train.jsonl").read_bytes()
 
 
 def test_splits_curated_from_a_teams_own_files_are_used_as_they_are(course, tmp_path):
@@ -189,6 +202,11 @@ def test_splits_curated_from_a_teams_own_files_are_used_as_they_are(course, tmp_
     splits = shutil.copytree(out, tmp_path / "data")
     (splits / "report.json").write_text(json.dumps({**report, "inputs": ["our_notes.jsonl"], "fingerprint": "0" * 16}))
     (splits / "train.jsonl").write_text("")
+    ensure_curated(splits)
+    assert (splits / "train.jsonl").read_text() == ""
+    # the course's raw file with a team's own second batch: theirs too
+    (splits / "report.json").write_text(json.dumps({**report, "train_only_inputs": ["our_batch.jsonl"],
+                                                    "fingerprint": "0" * 16}))
     ensure_curated(splits)
     assert (splits / "train.jsonl").read_text() == ""
 
@@ -201,6 +219,67 @@ def test_raw_file_builder_is_deterministic(tmp_path):
     lines, manifest = build(source)
     encoded = b"".join((x if isinstance(x, bytes) else x.encode()) + b"\n" for x in lines)
     assert encoded == RAW_DATASET.read_bytes() and manifest["lines"] == MANIFEST["lines"]
+
+
+# --- a train-only second batch --------------------------------------------------------------------
+
+def test_second_batch_joins_train_and_leaves_every_first_batch_row_where_it_was(course, course_with_batch2):
+    (first, _), (both, report) = course, course_with_batch2
+    for name in ("val", "test"):
+        assert (both / f"{name}.jsonl").read_bytes() == (first / f"{name}.jsonl").read_bytes()
+    old, new = split_rows(first, "train"), split_rows(both, "train")
+    assert new[:len(old)] == old
+    added = new[len(old):]
+    assert added and all(r["source"].startswith(show(BATCH2_DATASET) + ":") for r in added)
+
+    batch = report["train_only"]
+    lines = [line for line in BATCH2_DATASET.read_text().splitlines() if line.strip()]
+    assert batch["rows"] == len(lines) and batch["kept"] == len(added)
+    batch_rejects = [r for r in read_jsonl(both / "rejects.jsonl") if r["file"] == show(BATCH2_DATASET)]
+    assert batch["kept"] + len(batch_rejects) == batch["rows"]
+    assert Counter(r["reason"] for r in batch_rejects) == batch["by_reason"]
+    assert Counter(rejects_table(both, file=BATCH2_DATASET)["reason"]) == batch["by_reason"]
+    # the first batch's rejects are the same rows for the same reasons
+    assert [r for r in read_jsonl(both / "rejects.jsonl") if r["file"] == show(RAW_DATASET)] == \
+        read_jsonl(first / "rejects.jsonl")
+    # the batch's near copies are of first-batch rows (it has none of its own), and their detail names that file
+    near = [r["detail"] for r in batch_rejects if r["reason"] == "near_duplicate"]
+    assert near and all(re.fullmatch(rf"Jaccard 0\.\d\d with {re.escape(show(RAW_DATASET))} line \d+", d) for d in near)
+
+
+def test_second_batch_is_independent_of_the_first():
+    """Written later, without the first batch at hand: no complaint is repeated, every code gets as many."""
+    first = json.loads((DATA / "complaints.json").read_text())
+    second = json.loads((DATA / "complaints_batch2.json").read_text())
+    assert list(second) == list(first) and all(second[c]["title"] == first[c]["title"] for c in first)
+    assert all(len(e["complaints"]) == len(set(e["complaints"])) == 12 for e in second.values())
+    assert not {c for e in first.values() for c in e["complaints"]} & {c for e in second.values() for c in e["complaints"]}
+
+
+def test_a_later_batch_cannot_remove_an_earlier_row():
+    def later(instruction, code, line):
+        return Row("b.jsonl", line, "", {"instruction": instruction, "response": f"DIAGNOSIS_CODE: {code}"}, code=code)
+
+    rows = [row("Sore throat.", "J02.9", 1), later("Sore throat.", "R05.9", 1),
+            later("Dry cough.", "R05.9", 2), later("Dry cough.", "J20.9", 3), later("Runny nose.", "J06.9", 4)]
+    kept, rejected = conflicting_labels(rows, later=frozenset({"b.jsonl"}))
+    assert [(r.file, r.line) for r in kept] == [("f.jsonl", 1), ("b.jsonl", 4)]
+    assert [(r.file, r.line, r.detail) for r in rejected] == [
+        ("b.jsonl", 1, "same text labelled J02.9, R05.9"), ("b.jsonl", 2, "same text labelled J20.9, R05.9"),
+        ("b.jsonl", 3, "same text labelled J20.9, R05.9")]
+    # without the batch, the same two-code text drops both rows (the rule's usual answer)
+    assert len(conflicting_labels(rows[:2])[0]) == 0
+
+
+def test_a_file_given_as_input_and_as_train_only_is_refused(tmp_path):
+    path = write(tmp_path / "rows.jsonl", [GOOD])
+    with pytest.raises(CourseError, match="rows.jsonl: given both as an input and as a train-only file"):
+        curate([path], tmp_path / "out", train_only=[path])
+    # two files that rejects.jsonl would name alike could not be told apart in it either
+    (tmp_path / "b").mkdir()
+    other = write(tmp_path / "b" / "rows.jsonl", [GOOD])
+    with pytest.raises(CourseError, match="rows.jsonl: a train-only file named like an input"):
+        curate([path], tmp_path / "out", train_only=[other])
 
 
 # --- rule 1: reading ------------------------------------------------------------------------------
@@ -401,6 +480,17 @@ def test_cli_reports_counts_and_exits_zero_with_rejects(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "16 rows read: 3 kept, 13 rejected" in result.stdout
     assert json.loads((tmp_path / "report.json").read_text())["rejected"] == 13
+
+
+def test_cli_train_only_batch_goes_to_train(tmp_path):
+    demo = DATA / "examples" / "defects_demo.jsonl"
+    batch = write(tmp_path / "batch.jsonl", [GOOD, {**GOOD, "response": "DIAGNOSIS_CODE: M54.5"}])
+    result = run_module("helpers.curate", str(demo), "--train-only", str(batch), "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["train_only"] == {"rows": 2, "kept": 1, "by_reason": {"exact_duplicate": 1}}
+    assert [r["source"] for r in split_rows(tmp_path / "out", "train") if r["source"].startswith("batch")] == \
+        ["batch.jsonl:1"]
 
 
 @pytest.mark.parametrize("make, message", [
