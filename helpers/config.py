@@ -80,7 +80,8 @@ PROFILES: dict[str, Profile] = {
         compare_codes=2, compare_epochs=1, compare_probe_items=16,
         eval_batch_size=32, test_limit=None, probe_limit=40, rag_scope="dataset-categories",
     ),
-    # cpu: 116 steps per epoch. Measured on 2026-11-30 (2 AVX-512 cores), cosine decay: LoRA on the top 10 blocks
+    # cpu: 211 steps per epoch (116 before chapter 1's second batch, when the trials below ran).
+    # Measured on 2026-11-30 (2 AVX-512 cores), cosine decay: LoRA on the top 10 blocks
     # over 5 epochs reached 0 / 51 / 75 / 84 / 84 % val exact match (81.9 % test, 1.4 s a step); every block over 3
     # epochs 28 / 71 / 87 % (82.2 % test, 17.1 min), the top 24 of the 30 blocks 20 / 59 / 87 % (80.3 % test, 13.8
     # min); every block over 5 epochs 17 / 76 / 92 / 94 / 95 % (87.3 % test) but 24.9 min. Then the rows lost their

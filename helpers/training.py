@@ -32,7 +32,8 @@ def ensure_curated(splits_dir: Path = SPLITS_DIR) -> Path:
     The course's splits are its raw file plus the train-only second batch.
     Splits curated from the course's raw file without that batch, or under an
     older prompt format, dataset or set of rules (see
-    :func:`helpers.curate.fingerprint`), are curated again. Splits a team curated from its own files are used as they are.
+    :func:`helpers.curate.fingerprint`), are curated again. Splits a team
+    curated from its own files are used as they are.
     """
     from helpers.curate import curate, fingerprint
     from helpers.paths import BATCH2_DATASET, RAW_DATASET
