@@ -648,8 +648,9 @@ def curate(inputs: list[Path], out_dir: Path, seed: int = 0, tokenizer=None, max
     for path in {p.resolve() for p in inputs} & {p.resolve() for p in train_only}:
         raise CourseError(f"{path}: given both as an input and as a train-only file; name it once")
     # rows are told apart by the name their file gets in the outputs, so two files must not share one
+    main_names = {file_name(p) for p in inputs}
     for path in train_only:
-        if file_name(path) in {file_name(p) for p in inputs}:
+        if file_name(path) in main_names:
             raise CourseError(f"{path}: a train-only file named like an input ({file_name(path)}); rename one")
     if tokenizer is None:
         from helpers.models import load_tokenizer

@@ -42,10 +42,9 @@ def ensure_curated(splits_dir: Path = SPLITS_DIR) -> Path:
     settings = {}
     if report_path.is_file():
         report = json.loads(report_path.read_text())
-        current = fingerprint([RAW_DATASET], [BATCH2_DATASET])
         ours = report.get("inputs") == [show(RAW_DATASET)] and \
             report.get("train_only_inputs", []) in ([], [show(BATCH2_DATASET)])
-        if not ours or report.get("fingerprint") == current:
+        if not ours or report.get("fingerprint") == fingerprint([RAW_DATASET], [BATCH2_DATASET]):
             return Path(splits_dir)
         settings = report.get("settings", {})  # a seed or max_length given to chapter 1 stays
         print(f"The splits in {show(splits_dir)} are from an older dataset, prompt format or curation: "

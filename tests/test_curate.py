@@ -37,8 +37,8 @@ def split_rows(out: Path, name: str) -> list[dict]:
     return read_jsonl(out / f"{name}.jsonl")
 
 
-def row(instruction: str, code: str, line: int = 1) -> Row:
-    return Row("f.jsonl", line, "", {"instruction": instruction, "response": f"DIAGNOSIS_CODE: {code}"}, code=code)
+def row(instruction: str, code: str, line: int = 1, file: str = "f.jsonl") -> Row:
+    return Row(file, line, "", {"instruction": instruction, "response": f"DIAGNOSIS_CODE: {code}"}, code=code)
 
 
 # --- the project's raw file, curated once -------------------------------------------------------
@@ -258,11 +258,9 @@ def test_second_batch_is_independent_of_the_first():
 
 
 def test_a_later_batch_cannot_remove_an_earlier_row():
-    def later(instruction, code, line):
-        return Row("b.jsonl", line, "", {"instruction": instruction, "response": f"DIAGNOSIS_CODE: {code}"}, code=code)
-
-    rows = [row("Sore throat.", "J02.9", 1), later("Sore throat.", "R05.9", 1),
-            later("Dry cough.", "R05.9", 2), later("Dry cough.", "J20.9", 3), later("Runny nose.", "J06.9", 4)]
+    rows = [row("Sore throat.", "J02.9", 1), row("Sore throat.", "R05.9", 1, "b.jsonl"),
+            row("Dry cough.", "R05.9", 2, "b.jsonl"), row("Dry cough.", "J20.9", 3, "b.jsonl"),
+            row("Runny nose.", "J06.9", 4, "b.jsonl")]
     kept, rejected = conflicting_labels(rows, later=frozenset({"b.jsonl"}))
     assert [(r.file, r.line) for r in kept] == [("f.jsonl", 1), ("b.jsonl", 4)]
     assert [(r.file, r.line, r.detail) for r in rejected] == [
