@@ -45,19 +45,46 @@ def task_manager():
     return TaskManager()
 
 
-def run_tasks(model, tokenizer, tasks: list, limit: int | None = None, batch_size: int = 16) -> dict:
-    """Run lm-eval tasks on an in-memory model; returns {task: {metric: value}}."""
+@contextlib.contextmanager
+def quiet_harness():
+    """No progress bars from lm-eval (on stderr) or the datasets library (a widget in Jupyter) inside the block.
+
+    Chapter 4 runs the probe after every epoch, and a page of bars per run would bury the training log.
+    """
+    import datasets
+
+    logging.getLogger("lm_eval").setLevel(logging.ERROR)
+    bars = datasets.utils.logging.is_progress_bar_enabled()
+    datasets.disable_progress_bars()
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            yield
+    finally:
+        if bars:
+            datasets.enable_progress_bars()
+
+
+def evaluate_tasks(model, tokenizer, tasks: list, limit: int | None = None, batch_size: int = 16,
+                   log_samples: bool = False, chat: bool = False) -> dict:
+    """lm-eval's ``simple_evaluate`` on an in-memory model (plain or PEFT), quietly; its whole output.
+
+    ``log_samples=True`` adds each item's result under ``"samples"`` (what per-item comparisons need);
+    ``chat=True`` wraps each question in the tokenizer's chat template (lm-eval's ``apply_chat_template``).
+    """
     import lm_eval
     from lm_eval.models.huggingface import HFLM
 
-    logging.getLogger("lm_eval").setLevel(logging.ERROR)
-    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, device=str(model.device))
-    # lm-eval draws its own progress bars on stderr; chapter 4 runs the probe after every epoch, and a
-    # page of bars per run would bury the training log.
-    with contextlib.redirect_stderr(io.StringIO()):
-        out = lm_eval.simple_evaluate(model=lm, tasks=tasks, limit=limit, log_samples=False,
-                                      task_manager=task_manager(), bootstrap_iters=0, random_seed=0,
-                                      numpy_random_seed=0, torch_random_seed=0)
+    with quiet_harness():
+        lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, device=str(model.device))
+        return lm_eval.simple_evaluate(model=lm, tasks=tasks, limit=limit, log_samples=log_samples,
+                                       apply_chat_template=chat,
+                                       task_manager=task_manager(), bootstrap_iters=0, random_seed=0,
+                                       numpy_random_seed=0, torch_random_seed=0)
+
+
+def run_tasks(model, tokenizer, tasks: list, limit: int | None = None, batch_size: int = 16) -> dict:
+    """Run lm-eval tasks on an in-memory model; returns {task: {metric: value}}."""
+    out = evaluate_tasks(model, tokenizer, tasks, limit=limit, batch_size=batch_size)
     return {
         task: {k.split(",")[0]: v for k, v in metrics.items() if k.split(",")[0] in ("acc", "acc_norm")}
         for task, metrics in out["results"].items()
@@ -71,6 +98,23 @@ def general_probe(model, tokenizer, limit: int | None = None, batch_size: int = 
     n_items = sum(1 for line in PROBE_DATASET.read_text().splitlines() if line.strip())
     scores["n"] = min(limit, n_items) if limit else n_items
     return scores
+
+
+def probe_both_ways(model, tokenizer, limit: int | None = None, batch_size: int = 16) -> dict:
+    """The probe scored as plain text (how it runs everywhere else) and inside the chat template.
+
+    A fine-tune trained on chat-formatted rows can gain on a plain-text probe only because it got better at
+    answering *in the format it was trained on*; scoring both ways separates format from knowledge. Returns
+    ``{"plain": {...}, "chat": {...}}``, each ``{"acc", "n", "item_correct"}`` (per item, in the probe's order).
+    """
+    found = {}
+    for way in ("plain", "chat"):
+        out = evaluate_tasks(model, tokenizer, [probe_task_config()], limit=limit, batch_size=batch_size,
+                             log_samples=True, chat=way == "chat")
+        samples = sorted(out["samples"]["course_general_probe"], key=lambda s: s["doc_id"])
+        right = [bool(s["acc"]) for s in samples]
+        found[way] = {"acc": sum(right) / len(right), "n": len(right), "item_correct": right}
+    return found
 
 
 def hub_benchmarks(model, tokenizer, limit: int = 200, batch_size: int = 16) -> dict | None:

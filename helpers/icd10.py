@@ -32,7 +32,8 @@ STALE_CODES = {
 
 
 def is_billable(code: str) -> bool:
-    return icd.is_valid_item(code) and icd.is_leaf(code)
+    # a block such as "C00-C96" with no codes listed under it counts as a leaf in the table, but is no code
+    return icd.is_valid_item(code) and not icd.is_chapter_or_block(code) and icd.is_leaf(code)
 
 
 def title(code: str) -> str:
@@ -55,7 +56,7 @@ def check(code: str) -> tuple[str | None, str | None]:
     if not icd.is_valid_item(code):
         return "invalid_code", None
     dotted = icd.add_dot(code)
-    if icd.is_leaf(code):
+    if is_billable(code):
         return None, (dotted if dotted != code else None)
     code = dotted
     if code in STALE_CODES:

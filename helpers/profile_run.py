@@ -14,18 +14,25 @@ keeps what it finished.
 ``--seeds 0,1,2`` trains chapter 4's run once per seed and records the
 spread of its scores: one run is one draw, and a retrain with another seed
 shows how far the test score moves when nothing but chance changed.
+
+Every argument (the profile, the variants' names, the numbers, the report's
+folder) is checked before anything trains: a typo costs a second, not the
+headline run. A failed part is stored with its traceback, its paths made
+relative (``helpers.paths.strip_paths``) so the report can be shared.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import time
 import traceback
 from pathlib import Path
 
-from helpers.config import Profile
-from helpers.paths import OUTPUTS
+from helpers.atomic import write_json
+from helpers.cli import Parser, integer, output_file, seed_list
+from helpers.config import Profile, UnknownProfile
+from helpers.errors import CourseError, run_cli, writing
+from helpers.paths import OUTPUTS, strip_paths
 
 RUNS_DIR = OUTPUTS / "profile-runs"
 
@@ -115,20 +122,20 @@ def run(profile: Profile, flavours: list[str], out: Path, headline_run: bool = T
     from helpers.flavours import compare
 
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     report = {"date": time.strftime("%Y-%m-%d"), "profile": profile.describe(), "machine": machine(profile)}
 
     def save():
-        out.write_text(json.dumps(report, indent=2) + "\n")
+        with writing(out):  # a full disk or a folder gone read-only: one line, not a traceback
+            write_json(out, report)
 
     def attempt(key, part):
         start = time.perf_counter()
         try:
             report[key] = part()
         except Exception as exc:  # noqa: BLE001 - the report names the failure; the other parts are still worth having
-            report[key] = {"error": f"{type(exc).__name__}: {exc}"[:2000],
-                           "traceback": traceback.format_exc()[-4000:]}
-            print(f"{key} failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", flush=True)
+            report[key] = {"error": strip_paths(f"{type(exc).__name__}: {exc}"[:2000]),
+                           "traceback": strip_paths(traceback.format_exc()[-4000:])}
+            print(f"{key} failed: {report[key]['error'].splitlines()[0]}", flush=True)
         print(f"{key}: {time.perf_counter() - start:.0f} s", flush=True)
         save()
 
@@ -149,28 +156,37 @@ def run(profile: Profile, flavours: list[str], out: Path, headline_run: bool = T
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m helpers.profile_run", description=__doc__.split("\n")[0])
-    parser.add_argument("--flavours", default="", help="chapter 4b variants to run after it, comma-separated")
+    from helpers.flavours import VARIANTS
+
+    parser = Parser(prog="python -m helpers.profile_run", description=__doc__.split("\n")[0])
+    parser.add_argument("--flavours", default="", help="chapter 4b variants to run after it, comma-separated "
+                        f"({', '.join(VARIANTS)})")
     parser.add_argument("--no-headline", action="store_true", help="run only the --flavours variants")
-    parser.add_argument("--epochs", type=int, default=None, help="train chapter 4's run this many epochs "
+    parser.add_argument("--epochs", type=integer(1, 1000), default=None, help="train chapter 4's run this many epochs "
                         "instead of the profile's (a quick check that a profile runs end to end)")
-    parser.add_argument("--seeds", default="0", help="train chapter 4's run once per seed, comma-separated "
-                        "(several: the report gives the spread of the scores)")
-    parser.add_argument("--out", type=Path, default=None, help="default: outputs/profile-runs/<profile>.json")
+    parser.add_argument("--seeds", type=seed_list, default=(0,), help="train chapter 4's run once per seed, "
+                        "comma-separated (several: the report gives the spread of the scores)")
+    parser.add_argument("--out", type=output_file, default=None, help="default: outputs/profile-runs/<profile>.json")
     args = parser.parse_args(argv)
+    flavours = [name.strip() for name in args.flavours.split(",") if name.strip()]
+    unknown = [name for name in flavours if name not in VARIANTS]
+    if unknown:
+        raise CourseError(f"--flavours: unknown variant {unknown[0]!r}; choose from {', '.join(VARIANTS)}")
+    if args.no_headline and not flavours:
+        raise CourseError("--no-headline without --flavours: nothing to run")
+    from helpers.config import get_profile
+
     try:
-        seeds = tuple(int(seed) for seed in args.seeds.split(","))
-    except ValueError:
-        parser.error(f"--seeds {args.seeds!r}: give whole numbers separated by commas, such as 0,1,2")
-    if len(set(seeds)) != len(seeds):
-        parser.error(f"--seeds {args.seeds!r}: a seed is repeated")
+        name = get_profile().name  # COURSE_PROFILE, checked before the set-up converts or loads anything
+    except UnknownProfile as exc:
+        raise CourseError(str(exc)) from None
+    out = args.out or output_file(str(RUNS_DIR / f"{name}.json"))
     from helpers.notebook import setup
 
     profile = setup()
     if args.epochs:
         profile = dataclasses.replace(profile, epochs=args.epochs)
-    report = run(profile, [n for n in args.flavours.split(",") if n], args.out or RUNS_DIR / f"{profile.name}.json",
-                 headline_run=not args.no_headline, seeds=seeds)
+    report = run(profile, flavours, out, headline_run=not args.no_headline, seeds=args.seeds)
     failed = [key for key, part in report.items() if isinstance(part, dict) and "error" in part]
     print(json.dumps(report.get("across_seeds") or {k: v for k, v in report.get("headline", {}).items()
                                                     if k != "traceback"}))
@@ -178,4 +194,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_cli(main))

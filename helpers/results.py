@@ -10,6 +10,7 @@ import platform
 from datetime import datetime, timezone
 from pathlib import Path
 
+from helpers.atomic import write_json
 from helpers.paths import RESULTS_FILE
 
 
@@ -26,8 +27,7 @@ def record(chapter: str, figures: dict, path: Path = RESULTS_FILE) -> dict:
         "updated": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "machine": f"{platform.machine()}, {platform.system()}",
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(results, indent=2) + "\n")
+    write_json(path, results)  # atomic: a run killed here leaves the previous file whole
     return results
 
 

@@ -22,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+from helpers.atomic import write_json
 from helpers.paths import OUTPUTS, ROOT
 
 SPEED_FILE = OUTPUTS / "speed.json"
@@ -135,8 +136,7 @@ def main(argv: list[str] | None = None) -> None:
               "speed_up": round(full / compact, 2),
               # the two projections sum in different orders: equal up to float rounding, not bit for bit
               "same_losses": all(abs(a - b) < 1e-3 for a, b in zip(runs["full"]["losses"], runs["compact"]["losses"]))}
-    SPEED_FILE.parent.mkdir(parents=True, exist_ok=True)
-    SPEED_FILE.write_text(json.dumps(report, indent=2) + "\n")
+    write_json(SPEED_FILE, report)
     print(f"{args.steps} steps: {full:.0f} s projecting every position, {compact:.0f} s projecting the answer "
           f"positions only ({report['speed_up']}x); same losses: {report['same_losses']}")
 

@@ -7,6 +7,7 @@ not on the prompt it will always be given.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import random
 from pathlib import Path
@@ -15,7 +16,8 @@ import numpy as np
 import torch
 from transformers import TrainerCallback
 
-from helpers.config import Profile
+from helpers.atomic import atomic_dir, recover
+from helpers.config import Profile, get_profile
 from helpers.jsonl import read_jsonl
 from helpers.paths import ADAPTER_DIR, OUTPUTS, SPLITS_DIR, show
 
@@ -26,6 +28,12 @@ def seed_everything(seed: int = 0) -> None:
     torch.manual_seed(seed)
 
 
+#: Codes the course's fine-tune never trains on, standing for knowledge that arrives after training (chapter 6):
+#: COVID-19 and unspecified depression, codes ICD-10-CM added in 2020 and 2021, and four whose lay wording is
+#: distinctive (pink eye, athlete's foot, ingrown nail, nosebleed), standing for labels a team adds later.
+FRESH_CODES = ("U07.1", "F32.A", "H10.9", "B35.3", "L60.0", "R04.0")
+
+
 def ensure_curated(splits_dir: Path = SPLITS_DIR) -> Path:
     """Chapter 1's output directory, curating ``data/`` first when a notebook runs on its own.
 
@@ -34,23 +42,73 @@ def ensure_curated(splits_dir: Path = SPLITS_DIR) -> Path:
     older prompt format, dataset or set of rules (see
     :func:`helpers.curate.fingerprint`), are curated again. Splits a team
     curated from its own files are used as they are.
+
+    Only a complete set counts: its ``report.json`` (written last, see
+    :func:`helpers.curate.write_outputs`) and every file it vouches for, each
+    with the rows it reports. A folder without a report (a curation cut
+    short) is curated anew; a team's incomplete set is refused.
     """
-    from helpers.curate import curate, fingerprint
+    from helpers.curate import curate
+    from helpers.errors import CourseError
     from helpers.paths import BATCH2_DATASET, RAW_DATASET
 
-    report_path = Path(splits_dir) / "report.json"
+    splits_dir = Path(splits_dir)
     settings = {}
-    if report_path.is_file():
-        report = json.loads(report_path.read_text())
+    report = _read_report(splits_dir)
+    if report is not None:
         ours = report.get("inputs") == [show(RAW_DATASET)] and \
             report.get("train_only_inputs", []) in ([], [show(BATCH2_DATASET)])
-        if not ours or report.get("fingerprint") == fingerprint([RAW_DATASET], [BATCH2_DATASET]):
-            return Path(splits_dir)
+        missing = incomplete(splits_dir, report)
+        if not ours and missing:
+            raise CourseError(f"{show(splits_dir)}: the curated set is incomplete ({missing}); "
+                              "run python -m helpers.curate again")
+        if not ours:
+            return splits_dir
+        current = report.get("fingerprint") == course_fingerprint(get_profile().model_id)
+        if current and not missing:
+            return splits_dir
         settings = report.get("settings", {})  # a seed or max_length given to chapter 1 stays
-        print(f"The splits in {show(splits_dir)} are from an older dataset, prompt format or curation: "
-              f"curating again ...")
-    curate([RAW_DATASET], Path(splits_dir), train_only=[BATCH2_DATASET], **settings)
-    return Path(splits_dir)
+        settings["held_out"] = FRESH_CODES
+        why = f"incomplete ({missing})" if current else "from an older dataset, prompt format or curation"
+        print(f"The splits in {show(splits_dir)} are {why}: curating again ...")
+    settings.setdefault("held_out", FRESH_CODES)
+    curate([RAW_DATASET], splits_dir, train_only=[BATCH2_DATASET], **settings)
+    return splits_dir
+
+
+@functools.lru_cache(maxsize=4)
+def course_fingerprint(model_id: str) -> str:
+    """The fingerprint the course's splits have when curated for ``model_id`` (computed once per process)."""
+    from helpers.curate import fingerprint
+    from helpers.models import load_tokenizer
+    from helpers.paths import BATCH2_DATASET, RAW_DATASET
+
+    return fingerprint([RAW_DATASET], [BATCH2_DATASET], load_tokenizer(model_id), FRESH_CODES)
+
+
+def _read_report(splits_dir: Path) -> dict | None:
+    """A curation's report, or None where there is none (or none that parses: never written by ``helpers.curate``)."""
+    try:
+        report = json.loads((splits_dir / "report.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return report if isinstance(report, dict) else None
+
+
+def incomplete(splits_dir: Path, report: dict) -> str | None:
+    """What keeps ``splits_dir`` from being the set its ``report`` describes (a file missing, rows missing), or None."""
+    from helpers.curate import OUTPUT_FILES
+
+    rows = {**{f"{name}.jsonl": count for name, count in report.get("splits", {}).items()},
+            "rejects.jsonl": report.get("rejected"), "train_uncurated.jsonl": report.get("uncurated_train_rows")}
+    for name in OUTPUT_FILES:
+        path = Path(splits_dir) / name
+        if not path.is_file():
+            return f"{name} is missing"
+        lines = path.read_bytes().count(b"\n")  # one row a line, as helpers.jsonl writes them
+        if rows.get(name) is not None and lines != rows[name]:
+            return f"{name} has {lines} rows, the report says {rows[name]}"
+    return None
 
 
 def curated_max_length(splits_dir: Path = SPLITS_DIR) -> int:
@@ -60,16 +118,17 @@ def curated_max_length(splits_dir: Path = SPLITS_DIR) -> int:
 
 
 def load_split(name: str, profile: Profile | None = None, splits_dir: Path = SPLITS_DIR) -> list[dict]:
-    """Rows of a curated split (``train``, ``val``, ``test`` or ``train_uncurated``), as the profile uses them."""
+    """Rows of a curated split, as the profile uses them.
+
+    ``train``, ``val``, ``test``; ``train_uncurated`` (the raw rows before the rules, each with the code its
+    answer meant); ``fresh`` and ``fresh_train`` (the held-out codes' rows, never cut to a profile's codes).
+    """
     path = ensure_curated(splits_dir) / f"{name}.jsonl"
     rows = read_jsonl(path)
-    if profile is not None and profile.codes:
-        from helpers.chat import extract_code
-
+    if profile is not None and profile.codes and not name.startswith("fresh"):
         codes = sorted({r["code"] for r in read_jsonl(Path(splits_dir) / "test.jsonl")})
         keep = set(select_codes(codes, profile.codes))
-        # Uncurated rows have no checked code: go by what their answer says.
-        rows = [r for r in rows if r.get("code", extract_code(r["response"])) in keep]
+        rows = [r for r in rows if r.get("code") in keep]
     if profile is not None and name == "test" and profile.test_limit:
         rows = rows[: profile.test_limit]
     return rows
@@ -118,6 +177,10 @@ def precision_summary(profile: Profile) -> str:
     return f"float32 throughout: this CPU multiplies {bf16_speedup():.1f}x as fast in bfloat16, too little to pay"
 
 
+#: optimizer steps at a rising rate before the schedule proper: Adam's running averages settle first
+WARMUP_STEPS = 10
+
+
 def sft_config(profile: Profile, output_dir: Path, **overrides):
     from trl import SFTConfig
 
@@ -134,7 +197,7 @@ def sft_config(profile: Profile, output_dir: Path, **overrides):
         # After a short warm-up, "cosine" decays the rate to zero at the last epoch: large
         # steps while the codes are being told apart, small ones to settle on them.
         lr_scheduler_type=profile.lr_schedule,
-        warmup_steps=10,
+        warmup_steps=WARMUP_STEPS,
         max_length=overrides.pop("max_length", None) or profile.max_length or curated_max_length(),
         logging_steps=1,  # a loss point per step for the curve
         eval_strategy="epoch",
@@ -157,6 +220,20 @@ def sft_config(profile: Profile, output_dir: Path, **overrides):
     )
     args.update(overrides)
     return SFTConfig(**args)
+
+
+def schedule_preview(kind: str, learning_rate: float, steps: int, warmup: int = WARMUP_STEPS) -> list[float]:
+    """The learning rate at every optimizer step of a run with this schedule, from transformers' own scheduler."""
+    from transformers import get_scheduler
+
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=learning_rate)
+    scheduler = get_scheduler(kind, optimizer, num_warmup_steps=warmup, num_training_steps=steps)
+    rates = []
+    for _ in range(steps):
+        rates.append(scheduler.get_last_lr()[0])
+        optimizer.step()
+        scheduler.step()
+    return rates
 
 
 def score_only_labelled_positions() -> None:
@@ -221,6 +298,9 @@ def make_trainer(model, tokenizer, profile: Profile, train_rows: list[dict], val
     )
     if profile.dtype != "bfloat16":
         trainable_in_float32(trainer.model)
+    for callback in callbacks:
+        if isinstance(callback, EpochEval):
+            callback.bind(trainer)
     return trainer
 
 
@@ -257,19 +337,24 @@ PROFILE_STAMP = "course_profile.json"
 
 
 def save_adapter(trainer, tokenizer, out_dir: Path = ADAPTER_DIR, base_model_id: str | None = None,
-                 profile_name: str | None = None) -> Path:
-    """Save the LoRA adapter and tokenizer; record the base by id, not by local path."""
+                 profile_name: str | None = None, state_dict: dict | None = None) -> Path:
+    """Save the LoRA adapter and tokenizer; record the base by id, not by local path.
+
+    ``state_dict``: the weights gathered from every process when training sharded them (FSDP, DeepSpeed ZeRO-3;
+    ``trainer.accelerator.get_state_dict``), where this process's own copy holds only its shard.
+    """
     out_dir = Path(out_dir)
     model = trainer.model
     if base_model_id is not None:
         for config in model.peft_config.values():
             config.base_model_name_or_path = base_model_id
-    # The embedding layer is frozen, so there is nothing of it to save (and no need to look up the base's vocab).
-    model.save_pretrained(out_dir, save_embedding_layers=False)
-    tokenizer.save_pretrained(out_dir)
-    if profile_name is not None:
-        stamp = {"profile": profile_name, "splits": splits_fingerprint()}
-        (out_dir / PROFILE_STAMP).write_text(json.dumps(stamp) + "\n")
+    stamp = {"profile": profile_name, "splits": splits_fingerprint()} if profile_name is not None else None
+    with atomic_dir(out_dir) as tmp:  # a save cut short leaves the previous adapter, never half of one
+        # The embedding layer is frozen, so there is nothing of it to save (and no need to look up the base's vocab).
+        model.save_pretrained(tmp, save_embedding_layers=False, state_dict=state_dict)
+        tokenizer.save_pretrained(tmp)
+        if stamp is not None:
+            (tmp / PROFILE_STAMP).write_text(json.dumps(stamp) + "\n")
     return out_dir
 
 
@@ -332,11 +417,50 @@ def peft_config_for(profile: Profile, model):
                        top_layers=profile.lora_top_layers, num_layers=model.config.num_hidden_layers)
 
 
-def last_checkpoint(output_dir: Path) -> str | None:
-    """The newest complete checkpoint in ``output_dir``, or None: where a killed run resumes."""
-    from transformers.trainer_utils import get_last_checkpoint
+#: the weights of a checkpoint: a LoRA adapter's or a whole model's
+CHECKPOINT_WEIGHTS = ("adapter_model.safetensors", "model.safetensors", "model.safetensors.index.json")
+#: what a resume reads besides the weights (the trainer writes trainer_state.json last)
+CHECKPOINT_STATE = ("optimizer.pt", "scheduler.pt", "trainer_state.json")
 
-    return get_last_checkpoint(str(output_dir)) if Path(output_dir).is_dir() else None
+
+def complete_checkpoint(folder: Path) -> bool:
+    """Whether ``folder`` holds all a resume needs: the weights, optimizer, scheduler, random state and trainer state.
+
+    The trainer writes a checkpoint's files one after another into its final
+    folder, the trainer state last; a run killed in the middle leaves the
+    folder with some of them, and resuming from it would fail or start from
+    the wrong step.
+    """
+    folder = Path(folder)
+    if not any((folder / name).is_file() for name in CHECKPOINT_WEIGHTS):
+        return False
+    if not all((folder / name).is_file() for name in CHECKPOINT_STATE) or not any(folder.glob("rng_state*.pth")):
+        return False
+    try:
+        state = json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # cut short while being written
+        return False
+    return isinstance(state, dict) and "global_step" in state
+
+
+def last_checkpoint(output_dir: Path) -> str | None:
+    """The newest complete checkpoint in ``output_dir``, or None: where a killed run resumes.
+
+    Newest by step, skipping any that a kill during its save left incomplete
+    (:func:`complete_checkpoint`): the highest number alone may be half written.
+    """
+    output_dir = Path(output_dir)
+    if not output_dir.is_dir():
+        return None
+    steps = {}
+    for folder in output_dir.glob("checkpoint-*"):
+        step = folder.name.removeprefix("checkpoint-")
+        if step.isdigit() and folder.is_dir():
+            steps[int(step)] = folder
+    for step in sorted(steps, reverse=True):
+        if complete_checkpoint(steps[step]):
+            return str(steps[step])
+    return None
 
 
 def train_adapter(profile: Profile, out_dir: Path = ADAPTER_DIR, callbacks=None, resume: bool = False,
@@ -354,8 +478,8 @@ def train_adapter(profile: Profile, out_dir: Path = ADAPTER_DIR, callbacks=None,
     """
     model, tokenizer = model_for_training(profile)
     val_rows = load_split("val", profile)
-    callbacks = [EpochEval(tokenizer, val_rows, profile.eval_batch_size, probe_limit=profile.probe_limit),
-                 *(callbacks or [])]
+    callbacks = [EpochEval(tokenizer, val_rows, profile.eval_batch_size, probe_limit=profile.probe_limit,
+                           mmlu=profile.mmlu_per_epoch), *(callbacks or [])]
     trainer = make_trainer(model, tokenizer, profile, load_split("train", profile), val_rows,
                            output_dir=checkpoints, peft_config=peft_config_for(profile, model), callbacks=callbacks,
                            patience=profile.patience, seed=seed)
@@ -364,26 +488,46 @@ def train_adapter(profile: Profile, out_dir: Path = ADAPTER_DIR, callbacks=None,
     return trainer
 
 
-def ensure_adapter(profile: Profile, out_dir: Path = ADAPTER_DIR) -> Path:
-    """The adapter chapter 4 saved; trained now when a notebook runs on its own.
+#: Minutes chapter 4's training took per profile on the machines the course was measured on (2 CPU cores for ci,
+#: binder and cpu), for the notice a chapter prints before it trains the adapter itself.
+REFERENCE_MINUTES = {"ci": 2, "binder": 6, "cpu": 12}
 
-    An adapter stamped with another profile (say ``ci``'s 12-code run), or
+
+def training_notice(profile: Profile) -> str:
+    """What training chapter 4's adapter now will cost: steps, and the time it took on the reference machines."""
+    import math
+
+    rows = len(load_split("train", profile))
+    steps = math.ceil(rows / (profile.batch_size * profile.grad_accum)) * profile.epochs
+    minutes = REFERENCE_MINUTES.get(profile.name)
+    took = (f"about {minutes} min on the course's 2-core test machine (slower CPUs take up to twice that)"
+            if minutes else "the progress bar shows the time left")
+    return f"{steps} steps over {rows} rows: {took}"
+
+
+def ensure_adapter(profile: Profile, out_dir: Path = ADAPTER_DIR) -> Path:
+    """The adapter chapter 4 saved; trained now, after saying so and for how long, when there is none to use.
+
+    An adapter stamped with another profile (say ``ci``'s 8-code run), or
     trained on splits since curated anew (its training rows may now be test
     rows), is retrained, so a chapter never scores a model trained for a
-    different run.
+    different run. On Colab, keeping ``outputs/`` on Google Drive (the first
+    cell's ``COURSE_OUTPUTS`` lines) saves this retraining in a new session.
     """
     out_dir = Path(out_dir)
+    recover(out_dir)  # a save killed between its two renames left the previous adapter aside
     stamp = adapter_stamp(out_dir)
     ensure_curated()
     if not (out_dir / "adapter_config.json").is_file():
-        print("No adapter from chapter 4 yet: training one with the same recipe ...")
-        train_adapter(profile, out_dir)
+        reason = f"No adapter from chapter 4 in {show(out_dir)}"
     elif stamp.get("profile") not in (None, profile.name):
-        print(f"The adapter was trained in the {stamp['profile']!r} profile: retraining for {profile.name!r} ...")
-        train_adapter(profile, out_dir)
+        reason = f"The adapter in {show(out_dir)} was trained in the {stamp['profile']!r} profile, not {profile.name!r}"
     elif stamp.get("splits") not in (None, splits_fingerprint()):
-        print("The adapter was trained on splits that have since been curated again: retraining ...")
-        train_adapter(profile, out_dir)
+        reason = f"The adapter in {show(out_dir)} was trained on splits that have since been curated again"
+    else:
+        return out_dir
+    print(f"{reason}: training one now with chapter 4's recipe, {training_notice(profile)} ...", flush=True)
+    train_adapter(profile, out_dir)
     return out_dir
 
 
@@ -457,17 +601,39 @@ class EpochEval(TrainerCallback):
     * **general score** (``probe=True``): accuracy on the course's
       general-knowledge probe (``probe_limit`` items), also once before the
       first step, so the forgetting curve starts at the base model.
+    * **MMLU** (``mmlu="mmlu_sample"``, a subset of :mod:`helpers.mmlu`):
+      accuracy on a public benchmark with its 95 % interval, before the first
+      step and after every epoch (``mmlu_acc``, ``mmlu_low``, ``mmlu_high``),
+      so a dip in the middle of training shows, not only the endpoints.
 
     Points land in the trainer's ``log_history``, so a resumed run keeps the
     points measured before the interruption; :attr:`history` reads them back.
+    Bound to its trainer (:func:`make_trainer` does it), the callback sends
+    each point through ``trainer.log``, which both appends it to the history
+    and hands it to every reporter of ``report_to`` (TensorBoard: the
+    ``train/val_exact_match`` and ``train/general_acc`` curves). The trainer
+    logs its own evaluation metrics before any ``on_evaluate`` runs, so a
+    score added to those metrics here would never reach a reporter.
     """
 
     def __init__(self, tokenizer, rows: list[dict], batch_size: int = 32, probe: bool = True,
-                 probe_limit: int | None = None, teacher_forced: bool = True):
+                 probe_limit: int | None = None, teacher_forced: bool = True, mmlu: str | None = None):
         self.tokenizer, self.rows, self.batch_size = tokenizer, rows, batch_size
-        self.probe, self.probe_limit = probe, probe_limit
+        self.probe, self.probe_limit, self.mmlu = probe, probe_limit, mmlu
         self.match = AnswerMatch() if teacher_forced else None
         self.state = None
+        self.trainer = None
+
+    def bind(self, trainer) -> None:
+        """Log through ``trainer.log`` from now on (see the class docstring)."""
+        self.trainer = trainer
+
+    def _record(self, state, point: dict) -> None:
+        if self.trainer is None:
+            state.log_history.append(point)
+            return
+        # log() stamps the epoch and step itself, and appends the point to state.log_history.
+        self.trainer.log({k: v for k, v in point.items() if k not in ("epoch", "step")})
 
     def _general_acc(self, model) -> float:
         from helpers.benchmarks import general_probe
@@ -475,13 +641,30 @@ class EpochEval(TrainerCallback):
         with _float32_forward(model):
             return general_probe(model, self.tokenizer, limit=self.probe_limit)["acc"]
 
+    def _general(self, model) -> dict:
+        """The general measurements of one point: the probe's accuracy and MMLU's, each if asked for."""
+        point = {}
+        if self.probe:
+            point["general_acc"] = self._general_acc(model)
+        if self.mmlu:
+            from helpers.mmlu import score
+
+            with _float32_forward(model):
+                found = score(model, self.tokenizer, self.mmlu)
+            point.update(mmlu_acc=found["accuracy"], mmlu_low=found["interval95"][0],
+                         mmlu_high=found["interval95"][1])
+        return point
+
     def on_train_begin(self, args, state, control, model=None, **kwargs):
         self.state = state
         if self.match is not None:
             self.match.attach(model)
-        if self.probe and not any("general_acc" in e for e in state.log_history):
+        # The probe runs in the main process only: lm-eval returns results to local rank 0 alone, and the other
+        # processes of a distributed run need only the exact match (early stopping reads it).
+        measured = any("general_acc" in e or "mmlu_acc" in e for e in state.log_history)
+        if (self.probe or self.mmlu) and state.is_world_process_zero and not measured:
             with _eval_mode(model):
-                state.log_history.append({"epoch": 0.0, "step": 0, "general_acc": self._general_acc(model)})
+                self._record(state, {"epoch": 0.0, "step": 0, **self._general(model)})
 
     def on_train_end(self, args, state, control, **kwargs):
         if self.match is not None:
@@ -492,7 +675,8 @@ class EpochEval(TrainerCallback):
         if match is not None and match.rows and match.rows == len(self.rows):
             # The trainer's validation pass just scored exactly these rows.
             return match.exact_match
-        if match is not None:
+        if match is not None and (self.state is None or self.state.is_world_process_zero):
+            # Several processes (DDP) each see a share of the loss pass: every one generates the whole split.
             print(f"val exact match: the loss pass scored {match.rows} rows, not the {len(self.rows)} given; "
                   "generating the answers instead", flush=True)
         from helpers.evaluation import evaluate_rows
@@ -505,18 +689,21 @@ class EpochEval(TrainerCallback):
                      "val_exact_match": self._val_exact_match(model)}
             if self.match is not None:
                 self.match.reset()
-            if self.probe:
-                point["general_acc"] = self._general_acc(model)
+            if state.is_world_process_zero:
+                point.update(self._general(model))
         metrics["eval_exact_match"] = point["val_exact_match"]
-        state.log_history.append(point)
-        general = f", general score {point['general_acc']:.3f}" if "general_acc" in point else ""
-        print(f"epoch {state.epoch or 0:.0f}: val exact match {point['val_exact_match']:.3f}{general}", flush=True)
+        self._record(state, point)
+        if state.is_world_process_zero:
+            general = f", general score {point['general_acc']:.3f}" if "general_acc" in point else ""
+            if "mmlu_acc" in point:
+                general += f", MMLU {point['mmlu_acc']:.3f}"
+            print(f"epoch {state.epoch or 0:.0f}: val exact match {point['val_exact_match']:.3f}{general}", flush=True)
 
     @property
     def history(self) -> list[dict]:
-        """One dict per measurement: epoch, step, and val_exact_match and/or general_acc."""
+        """One dict per measurement: epoch, step, and val_exact_match, general_acc and/or mmlu_acc."""
         log = self.state.log_history if self.state else []
-        return [e for e in log if "val_exact_match" in e or "general_acc" in e]
+        return [e for e in log if "val_exact_match" in e or "general_acc" in e or "mmlu_acc" in e]
 
 
 @contextlib.contextmanager

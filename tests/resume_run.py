@@ -1,8 +1,10 @@
 """A tiny LoRA run for the resume-after-kill test (run as a subprocess by tests/test_resume.py).
 
-Usage: python tests/resume_run.py OUT_DIR {fresh|kill-at-4|resume}[-epochs]
+Usage: python tests/resume_run.py OUT_DIR {fresh|kill-at-4|kill-in-save-at-4|resume}[-epochs]
 Prints one JSON line with the final losses and a checksum of the adapter weights. With ``-epochs``, the run is
 chapter 4's: per-epoch evaluation (EpochEval) and early stopping, checkpoints each epoch, killed after epoch 2.
+``kill-in-save-at-4`` dies in the middle of the step-4 checkpoint: its weights, optimizer, scheduler and random
+state are written, its trainer state is not.
 """
 import json
 import os
@@ -11,7 +13,7 @@ import sys
 from pathlib import Path
 
 import torch
-from transformers import TrainerCallback
+from transformers import TrainerCallback, TrainerState
 
 from helpers.chat import prompt_completion
 from helpers.config import get_profile
@@ -32,8 +34,20 @@ class KillAfterSave(TrainerCallback):
             os.kill(os.getpid(), signal.SIGKILL)
 
 
+def dying_save_to_json(state, json_path, save=TrainerState.save_to_json):
+    """TrainerState.save_to_json, except that it SIGKILLs the process instead of writing checkpoint-4's state.
+
+    The trainer writes the trainer state last, so the step-4 folder is left with everything else in it.
+    """
+    if Path(json_path).parent.name == "checkpoint-4":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return save(state, json_path)
+
+
 by_epoch = mode.endswith("-epochs")
 mode = mode.removesuffix("-epochs")
+if mode == "kill-in-save-at-4":
+    TrainerState.save_to_json = dying_save_to_json
 model, tokenizer = load_model()
 kill = [KillAfterSave()] if mode == "kill-at-4" else []
 if by_epoch:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from helpers import icd10
+from helpers.training import FRESH_CODES
 from helpers.curate import (
     Row, check_format, check_tokenizer, choose_max_length, conflicting_labels, curate, decontaminate,
     exact_duplicates, fingerprint, near_duplicates, normalise, read_rows, rejects_table, split, template_problem,
@@ -53,7 +54,7 @@ def course(tmp_path_factory, tokenizer):
 def course_with_batch2(tmp_path_factory, tokenizer):
     """The course's splits as chapter 1 leaves them: the raw file, plus the second batch in train only."""
     out = tmp_path_factory.mktemp("curated_batch2")
-    return out, curate([RAW_DATASET], out, tokenizer=tokenizer, train_only=[BATCH2_DATASET])
+    return out, curate([RAW_DATASET], out, tokenizer=tokenizer, train_only=[BATCH2_DATASET], held_out=FRESH_CODES)
 
 
 def test_raw_file_is_big_and_varied_enough():
@@ -163,10 +164,10 @@ def test_fingerprint_follows_the_input_bytes(tmp_path):
 
 def test_stale_splits_of_the_course_data_are_curated_again(course_with_batch2, tmp_path, capsys):
     out, report = course_with_batch2
-    assert report["fingerprint"] == fingerprint([RAW_DATASET], [BATCH2_DATASET])
+    assert report["fingerprint"] == fingerprint([RAW_DATASET], [BATCH2_DATASET], held_out=FRESH_CODES)
     splits = shutil.copytree(out, tmp_path / "data")
-    (splits / "train.jsonl").write_text("")  # a marker: recurating would restore the rows
-    assert ensure_curated(splits) == splits and (splits / "train.jsonl").read_text() == ""  # current: kept
+    inode = (splits / "train.jsonl").stat().st_ino  # a marker: curating again would put a new file in its place
+    assert ensure_curated(splits) == splits and (splits / "train.jsonl").stat().st_ino == inode  # current: kept
 
     stale = {**report, "fingerprint": "0" * 16}  # say, curated before the prompt format changed
     (splits / "report.json").write_text(json.dumps(stale))
@@ -180,7 +181,7 @@ def test_stale_splits_are_curated_again_with_the_settings_they_were_curated_with
     import helpers.curate
 
     out, report = course
-    assert report["settings"] == {"seed": 0, "max_length": None, "near_dup_threshold": 0.8}
+    assert report["settings"] == {"seed": 0, "max_length": None, "near_dup_threshold": 0.8, "held_out": []}
     calls = []
     monkeypatch.setattr(helpers.curate, "curate", lambda inputs, out_dir, **kwargs: calls.append(kwargs))
     splits = tmp_path / "data"
@@ -188,7 +189,7 @@ def test_stale_splits_are_curated_again_with_the_settings_they_were_curated_with
     settings = {"seed": 3, "max_length": 128, "near_dup_threshold": 0.7}  # chapter 1's exercises, say
     (splits / "report.json").write_text(json.dumps({**report, "fingerprint": "0" * 16, "settings": settings}))
     ensure_curated(splits)
-    assert calls == [{**settings, "train_only": [BATCH2_DATASET]}]
+    assert calls == [{**settings, "held_out": FRESH_CODES, "train_only": [BATCH2_DATASET]}]
 
 
 def test_splits_of_the_raw_file_alone_are_curated_again_with_the_second_batch(course, course_with_batch2, tmp_path):
@@ -201,14 +202,94 @@ def test_splits_curated_from_a_teams_own_files_are_used_as_they_are(course, tmp_
     out, report = course
     splits = shutil.copytree(out, tmp_path / "data")
     (splits / "report.json").write_text(json.dumps({**report, "inputs": ["our_notes.jsonl"], "fingerprint": "0" * 16}))
-    (splits / "train.jsonl").write_text("")
+    inode = (splits / "train.jsonl").stat().st_ino  # a marker: curating again would put a new file in its place
     ensure_curated(splits)
-    assert (splits / "train.jsonl").read_text() == ""
+    assert (splits / "train.jsonl").stat().st_ino == inode
     # the course's raw file with a team's own second batch: theirs too
     (splits / "report.json").write_text(json.dumps({**report, "train_only_inputs": ["our_batch.jsonl"],
                                                     "fingerprint": "0" * 16}))
     ensure_curated(splits)
-    assert (splits / "train.jsonl").read_text() == ""
+    assert (splits / "train.jsonl").stat().st_ino == inode
+
+
+def test_held_out_codes_leave_training_entirely_and_every_other_row_where_it_was(course_with_batch2, tmp_path,
+                                                                                 tokenizer):
+    out, report = course_with_batch2
+    assert report["held_out_codes"] == sorted(FRESH_CODES)
+    fresh, fresh_train = split_rows(out, "fresh"), split_rows(out, "fresh_train")
+    assert {r["code"] for r in fresh} == {r["code"] for r in fresh_train} == set(FRESH_CODES)
+    for name in ("train", "val", "test", "train_uncurated"):
+        assert not {r["code"] for r in split_rows(out, name)} & set(FRESH_CODES), name
+    assert report["splits"]["fresh"] == len(fresh) and report["kept"] == sum(report["splits"].values())
+    # the same curation without holding anything out: every other row lands exactly where it did
+    whole = tmp_path / "whole"
+    curate([RAW_DATASET], whole, tokenizer=tokenizer, train_only=[BATCH2_DATASET])
+    for name, held in (("train", "fresh_train"), ("val", "fresh"), ("test", "fresh")):
+        rows = [r for r in split_rows(whole, name) if r["code"] not in FRESH_CODES]
+        assert rows == split_rows(out, name), name
+    assert {r["instruction"] for r in fresh} == {r["instruction"] for n in ("val", "test")
+                                                 for r in split_rows(whole, n) if r["code"] in FRESH_CODES}
+
+
+def test_a_held_out_code_must_be_billable(tmp_path, tokenizer):
+    with pytest.raises(CourseError, match="held-out codes must be billable ICD-10-CM codes: M54.5"):
+        curate([write(tmp_path / "in.jsonl", [GOOD] * 3)], tmp_path / "out", tokenizer=tokenizer, held_out=("M54.5",))
+
+
+def test_uncurated_rows_say_which_code_their_answer_meant(course):
+    out, _ = course
+    meant = {r["response"]: r["code"] for r in split_rows(out, "train_uncurated")}
+    assert meant["DIAGNOSIS_CODE: M54.5"] == "M54.50"  # a stale code: its successor
+    assert meant["The code is R05.9"] == "R05.9"  # the wrong format, the right code
+    invalid = [f"DIAGNOSIS_CODE: {c}" for c in ("X99.99", "J06.99", "RO5.9", "I1O", "M54.500", "J02.9X", "Z00.0O")]
+    assert [meant[a] for a in invalid if a in meant] == [None] * sum(a in meant for a in invalid) != []  # no such code
+
+
+#: a chat template of another family (role tags, no system default), ending each turn with the same EOS
+OTHER_TEMPLATE = ("{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}{{ eos_token }}\n{% endfor %}"
+                  "{% if add_generation_prompt %}<|assistant|>\n{% endif %}")
+
+
+def test_rows_are_checked_and_measured_with_the_tokenizer_they_will_train_with(tmp_path, tokenizer):
+    import copy
+
+    from helpers.chat import prompt_completion
+    from helpers.curate import render, tokenizer_digest
+
+    other = copy.deepcopy(tokenizer)
+    other.chat_template = OTHER_TEMPLATE
+    rows = [{"instruction": f"{text} since yesterday.", "response": "DIAGNOSIS_CODE: M54.50"}
+            for text in ("My lower back aches", "Low back pain", "My back hurts low down")]
+    source = write(tmp_path / "in.jsonl", rows)
+    ours = curate([source], tmp_path / "ours", tokenizer=tokenizer)
+    theirs = curate([source], tmp_path / "theirs", tokenizer=other)
+    assert render(prompt_completion(rows[0]), other).startswith("<|system|>\n<|im_end|>\n<|user|>")
+    assert ours["tokens"]["min"] != theirs["tokens"]["min"]  # rule 6 counts the other template's tokens
+    assert ours["tokenizer"] == tokenizer_digest(tokenizer) != theirs["tokenizer"] == tokenizer_digest(other)
+    assert ours["fingerprint"] != theirs["fingerprint"]
+
+
+def test_course_splits_are_curated_again_for_a_model_of_another_family(course_with_batch2, tmp_path, monkeypatch,
+                                                                       tokenizer):
+    import copy
+
+    import helpers.curate
+    import helpers.training
+
+    out, _ = course_with_batch2
+    splits = shutil.copytree(out, tmp_path / "data")
+    other = copy.deepcopy(tokenizer)
+    other.chat_template = OTHER_TEMPLATE
+    other.save_pretrained(tmp_path / "other-model")  # a team's model of another family, say
+    monkeypatch.setenv("COURSE_MODEL", str(tmp_path / "other-model"))
+    calls = []
+    monkeypatch.setattr(helpers.curate, "curate", lambda inputs, out_dir, **kwargs: calls.append(kwargs))
+    helpers.training.ensure_curated(splits)
+    assert len(calls) == 1  # the embedded model's splits do not fit the other template
+    monkeypatch.delenv("COURSE_MODEL")
+    calls.clear()
+    helpers.training.ensure_curated(splits)
+    assert calls == []
 
 
 def test_raw_file_builder_is_deterministic(tmp_path):
@@ -225,16 +306,20 @@ def test_raw_file_builder_is_deterministic(tmp_path):
 
 def test_second_batch_joins_train_and_leaves_every_first_batch_row_where_it_was(course, course_with_batch2):
     (first, _), (both, report) = course, course_with_batch2
+
+    def trained(out, name):  # the held-out codes left training in `both` (see the held-out test)
+        return [r for r in split_rows(out, name) if r["code"] not in FRESH_CODES]
+
     for name in ("val", "test"):
-        assert (both / f"{name}.jsonl").read_bytes() == (first / f"{name}.jsonl").read_bytes()
-    old, new = split_rows(first, "train"), split_rows(both, "train")
+        assert trained(both, name) == trained(first, name)
+    old, new = trained(first, "train"), trained(both, "train")
     assert new[:len(old)] == old
     added = new[len(old):]
     assert added and all(r["source"].startswith(show(BATCH2_DATASET) + ":") for r in added)
 
     batch = report["train_only"]
     lines = [line for line in BATCH2_DATASET.read_text().splitlines() if line.strip()]
-    assert batch["rows"] == len(lines) and batch["kept"] == len(added)
+    assert batch["rows"] == len(lines) and batch["kept"] == len(added) + batch["held_out"]
     batch_rejects = [r for r in read_jsonl(both / "rejects.jsonl") if r["file"] == show(BATCH2_DATASET)]
     assert batch["kept"] + len(batch_rejects) == batch["rows"]
     assert Counter(r["reason"] for r in batch_rejects) == batch["by_reason"]
@@ -487,7 +572,7 @@ def test_cli_train_only_batch_goes_to_train(tmp_path):
     result = run_module("helpers.curate", str(demo), "--train-only", str(batch), "--out", str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr
     report = json.loads((tmp_path / "out" / "report.json").read_text())
-    assert report["train_only"] == {"rows": 2, "kept": 1, "by_reason": {"exact_duplicate": 1}}
+    assert report["train_only"] == {"rows": 2, "kept": 1, "held_out": 0, "by_reason": {"exact_duplicate": 1}}
     assert [r["source"] for r in split_rows(tmp_path / "out", "train") if r["source"].startswith("batch")] == \
         ["batch.jsonl:1"]
 

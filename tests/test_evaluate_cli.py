@@ -89,9 +89,11 @@ def test_response_without_a_code_is_refused(tmp_path):
 def test_cli_general_flag_runs_the_probe_and_keeps_exact_match_last(tmp_path, base):
     data = write_rows(tmp_path / "rows.jsonl", ROWS[:1])
     result = run_module("helpers.evaluate", "--model", str(BASE_MODEL_DIR), "--data", str(data),
-                        "--predictions", str(tmp_path / "p.jsonl"), "--general", "--general-limit", "8")
+                        "--predictions", str(tmp_path / "p.jsonl"), "--general", "--general-limit", "8",
+                        "--mmlu", "mmlu_ci")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
+    assert lines[-3].startswith("mmlu: mmlu_ci ") and lines[-3].endswith("n=50)")
     assert lines[-2].startswith("general_probe_acc: ") and lines[-2].endswith("(n=8)")
     assert 0.0 <= float(lines[-2].split()[1]) <= 1.0
     assert lines[-1].startswith("exact_match: ") and lines[-1].endswith("(n=1)")

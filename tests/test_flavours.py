@@ -30,11 +30,40 @@ def test_an_unknown_variant_is_refused_before_anything_trains(tmp_path):
 
 def test_the_table_has_one_row_per_variant_with_the_measured_columns():
     rows = [{"label": VARIANTS[name].label, "trainable_params": 1, "peak_memory_mb": 2.0, "train_minutes": 3.0,
-             "val_exact_match": 0.5, "test_exact_match": 0.25, "general_before": 0.6, "general_after": 0.55,
-             "general_change": -0.05, "history": []} for name in ("full", "lora")]
+             "val_exact_match": 0.5, "val_format": 1.0, "val_billable": 0.75, "val_stale_answers": 1,
+             "general_before": 0.6, "general_after": 0.55, "general_change": -0.05, "history": []}
+            for name in ("full", "lora")]
     frame = table(rows)
     assert list(frame.index) == ["full fine-tuning", "LoRA (chapter 4's adapter)"]
-    assert "history" not in frame.columns and frame.loc["full fine-tuning", "test_exact_match"] == 0.25
+    assert "history" not in frame.columns and frame.loc["full fine-tuning", "val_billable"] == 0.75
+    # the test split is chapter 5's, scored once for the chosen recipe: no variant reports it
+    assert not [c for c in frame.columns if c.startswith("test")]
+
+
+def test_every_variant_takes_the_steps_of_the_curated_rows_on_the_defect_codes():
+    from helpers.flavours import COMPARE_CODES, compare_rows, equal_steps
+
+    budget = compare_profile(PROFILES["cpu"])
+    curated, uncurated = compare_rows("train", budget), compare_rows("train_uncurated", budget)
+    assert {r["code"] for r in curated} == set(COMPARE_CODES[: budget.codes])
+    assert len(uncurated) > len(curated)  # duplicates and defects: more rows, but not more steps
+    assert equal_steps(budget) == budget.epochs * -(-len(curated) // (budget.batch_size * budget.grad_accum))
+    # the uncurated rows carry the stale codes the comparison counts in the answers
+    from helpers.chat import extract_code
+    from helpers.icd10 import STALE_CODES
+
+    assert any(extract_code(r["response"]) in STALE_CODES for r in uncurated)
+
+
+def test_stale_answers_and_the_constant_answer_floor():
+    from helpers.evaluation import score
+    from helpers.flavours import constant_answer_rate, stale_answers
+
+    rows = [{"instruction": f"q{i}", "response": f"DIAGNOSIS_CODE: {c}", "code": c}
+            for i, c in enumerate(["M54.50", "M54.50", "M54.50", "R51.9"])]
+    scores = score(rows, ["DIAGNOSIS_CODE: M54.5", "DIAGNOSIS_CODE: M54.50", "DIAGNOSIS_CODE: R51", "nonsense"])
+    assert stale_answers(scores) == 2
+    assert constant_answer_rate(rows) == 0.75
 
 
 def test_measured_fills_in_time_and_the_peak_memory_after_its_block(monkeypatch):

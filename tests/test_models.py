@@ -87,3 +87,61 @@ def test_quantized_loading_shrinks_the_footprint(base):
     assert memory_footprint_mb(q4) < 0.5 * memory_footprint_mb(model)
     with pytest.raises(CourseError, match="unknown quantization"):
         load_model(quantization="3bit")
+
+
+def test_an_adapter_config_without_its_base_is_refused_before_anything_loads(tmp_path):
+    (tmp_path / "adapter_config.json").write_text('{"peft_type": "LORA", "r": 4}')
+    (tmp_path / "adapter_model.safetensors").write_bytes(b"not read")
+    with pytest.raises(CourseError, match="adapter_config.json: no 'base_model_name_or_path'"):
+        load_trained(tmp_path)
+    (tmp_path / "adapter_config.json").write_text('{"peft_type": "LORA", "base_model_name_or_path": null}')
+    with pytest.raises(CourseError, match="no 'base_model_name_or_path'"):
+        load_trained(tmp_path)
+    (tmp_path / "adapter_config.json").write_text('{"peft_type": "LORA",')
+    with pytest.raises(CourseError, match="adapter_config.json: cannot be read as JSON"):
+        load_trained(tmp_path)
+
+
+@pytest.mark.parametrize("weights, reason", ids=["missing", "corrupt"], argvalues=[
+    (None, "has a config.json but no model.safetensors"),
+    (b"\x00" * 64, r"does not load as a model \(SafetensorError"),
+])
+def test_a_model_folder_with_missing_or_corrupt_weights_is_one_line(tmp_path, weights, reason):
+    import shutil
+
+    for name in ("config.json", "tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(BASE_MODEL_DIR / name, tmp_path / name)
+    if weights is not None:
+        (tmp_path / "model.safetensors").write_bytes(weights)
+    with pytest.raises(CourseError, match=reason) as info:
+        load_trained(tmp_path)
+    assert "\n" not in str(info.value) and str(tmp_path) not in str(info.value)
+
+
+def test_each_training_process_loads_onto_its_own_gpu(monkeypatch):
+    """Under accelerate, the process of local rank 1 loads onto cuda:1, quantized or not (no GPU here: the placement
+    the loader asks for is checked, not a GPU's memory)."""
+    import helpers.models
+    from transformers import AutoModelForCausalLM
+
+    asked = []
+
+    class Stop(Exception):
+        pass
+
+    def from_pretrained(source, **kwargs):
+        asked.append(kwargs.get("device_map"))
+        raise Stop
+
+    monkeypatch.setattr(helpers.models, "process_gpu", lambda: 1)
+    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", from_pretrained)
+    for quantization in ("4bit", "8bit"):
+        with pytest.raises(Stop):
+            load_model(quantization=quantization, device="cuda")
+    assert asked == [{"": "cuda:1"}, {"": "cuda:1"}]
+
+
+def test_a_single_process_works_on_gpu_0():
+    from helpers.models import process_gpu
+
+    assert process_gpu() == 0

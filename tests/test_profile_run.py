@@ -5,6 +5,7 @@ import json
 import pytest
 
 from helpers.config import get_profile
+from helpers.errors import run_cli
 from helpers.profile_run import main, run, spread
 from helpers.training import load_split
 
@@ -33,7 +34,10 @@ def test_a_small_run_reports_its_figures_and_a_failed_part_does_not_stop_the_res
     assert headline["memory_kind"] == "resident memory (peak RSS)" and headline["peak_memory_mb"] > 100
     assert (tmp_path / "runs" / "ci" / "adapter" / "adapter_config.json").is_file()
     # the unknown variant fails on its own; its error is in the report, and the run still returned
-    assert "unknown variant 'no-such-variant'" in report["flavour:no-such-variant"]["error"]
+    failed = report["flavour:no-such-variant"]
+    assert "unknown variant 'no-such-variant'" in failed["error"]
+    # the stored traceback names files relative to the repository or the package, never by absolute path
+    assert 'File "helpers/profile_run.py"' in failed["traceback"] and 'File "/' not in failed["traceback"]
 
 
 def test_several_seeds_are_separate_runs_and_the_report_gives_their_spread(tmp_path):
@@ -69,7 +73,24 @@ def test_spread_summarises_each_score():
 @pytest.mark.parametrize("seeds, message", [("0,x", "give whole numbers separated by commas"),
                                             ("1,1", "a seed is repeated")])
 def test_bad_seeds_are_refused_in_one_line(seeds, message, capsys):
-    with pytest.raises(SystemExit) as stop:
-        main(["--seeds", seeds])
-    assert stop.value.code == 2
-    assert message in capsys.readouterr().err
+    assert run_cli(main, ["--seeds", seeds]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.startswith("error: ") and err.count("\n") == 1
+
+
+def test_stored_tracebacks_keep_no_absolute_path():
+    from pathlib import Path
+
+    from helpers.paths import ROOT, strip_paths
+
+    home = Path.home()
+    text = (f'  File "{ROOT}/helpers/flavours.py", line 176, in compare\n'
+            f'  File "/usr/lib/python3/site-packages/transformers/trainer.py", line 2, in train\n'
+            f'  File "{home}/notebooks/run.py", line 3\n'
+            "FileNotFoundError: [Errno 2] No such file or directory: '/tmp/run-7/data.jsonl' (1/2 done, see "
+            "https://example.org/a/b)")
+    assert strip_paths(text) == (
+        '  File "helpers/flavours.py", line 176, in compare\n'
+        '  File "transformers/trainer.py", line 2, in train\n'
+        + ('  File "~/notebooks/run.py", line 3\n' if str(home) != "/" else '  File "run.py", line 3\n')
+        + "FileNotFoundError: [Errno 2] No such file or directory: 'data.jsonl' (1/2 done, see https://example.org/a/b)")

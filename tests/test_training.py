@@ -1,4 +1,6 @@
+import re
 import json
+from pathlib import Path
 
 import pytest
 
@@ -110,7 +112,20 @@ def test_an_adapter_trained_on_splits_since_curated_again_is_retrained(tmp_path,
         (adapter / training.PROFILE_STAMP).write_text(json.dumps(stamp))
         training.ensure_adapter(get_profile("ci"), adapter)
         assert bool(trained) is retrained, stamp
-    assert trained == [adapter] and "curated again: retraining" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert trained == [adapter] and "curated again: training one now with chapter 4's recipe" in out
+    # the notice says what the training will cost before it starts
+    assert re.search(r"\d+ steps over \d+ rows: about 2 min", out)
+
+
+def test_a_missing_adapter_is_trained_after_a_notice(tmp_path, monkeypatch, capsys):
+    import helpers.training as training
+
+    trained = []
+    monkeypatch.setattr(training, "train_adapter", lambda profile, out_dir: trained.append(out_dir))
+    training.ensure_adapter(get_profile("ci"), tmp_path / "adapter")
+    assert trained == [tmp_path / "adapter"]
+    assert "No adapter from chapter 4 in" in capsys.readouterr().out
 
 
 def test_profile_code_subset_applies_to_the_uncurated_set_too():
@@ -121,7 +136,9 @@ def test_profile_code_subset_applies_to_the_uncurated_set_too():
     uncurated = load_split("train_uncurated", profile)
     codes = {r["code"] for r in train}
     assert len(codes) == profile.codes
-    assert {extract_code(r["response"]) for r in uncurated} <= codes and len(uncurated) > len(train)
+    # rows are kept by the code they were meant to carry, so stale answers (M54.5 for M54.50) stay in the uncurated set
+    assert {r["code"] for r in uncurated} <= codes and len(uncurated) > len(train)
+    assert {extract_code(r["response"]) for r in uncurated} - codes
 
 
 def test_the_adapter_settings_come_from_the_profile():
@@ -240,3 +257,32 @@ def test_a_4bit_base_being_trained_keeps_its_layout_through_a_measurement():
         model(**tokenizer("My ear hurts.", return_tensors="pt"))
     model.train()
     assert not any(getattr(m.weight.quant_state, "packing_format_for_cpu", False) for m in layers)
+
+
+def test_resuming_takes_the_newest_complete_checkpoint_not_the_highest_number(tmp_path):
+    from helpers.training import complete_checkpoint, last_checkpoint
+
+    def checkpoint(step: int, *skip: str, state: str = '{"global_step": 0}') -> Path:
+        folder = tmp_path / f"checkpoint-{step}"
+        folder.mkdir()
+        for name in ("adapter_model.safetensors", "optimizer.pt", "scheduler.pt", "rng_state.pth"):
+            if name not in skip:
+                (folder / name).write_bytes(b"x")
+        if "trainer_state.json" not in skip:
+            (folder / "trainer_state.json").write_text(state)
+        return folder
+
+    assert last_checkpoint(tmp_path / "none") is None and last_checkpoint(tmp_path) is None
+    good = checkpoint(2)
+    assert complete_checkpoint(good) and last_checkpoint(tmp_path) == str(good)
+    # killed while saving, at each file in the trainer's order: every one is passed over
+    for step, skip in ((4, ("trainer_state.json",)), (6, ("rng_state.pth", "trainer_state.json")),
+                       (8, ("scheduler.pt", "rng_state.pth", "trainer_state.json")),
+                       (10, ("optimizer.pt", "scheduler.pt", "rng_state.pth", "trainer_state.json"))):
+        assert not complete_checkpoint(checkpoint(step, *skip))
+    assert not complete_checkpoint(checkpoint(12, state='{"global_st'))  # its state cut short
+    assert not complete_checkpoint(checkpoint(14, "adapter_model.safetensors"))
+    (tmp_path / "checkpoint-x").mkdir()
+    assert last_checkpoint(tmp_path) == str(good)
+    newer = checkpoint(100)  # numbers, not names: 100 comes after 14
+    assert last_checkpoint(tmp_path) == str(newer)

@@ -20,7 +20,8 @@ Returns:
 
 def is_billable(code):
     code = (code or "").strip().upper()
-    return bool(code) and icd.is_valid_item(code) and icd.is_leaf(code)
+    # a childless block such as "C00-C96" counts as a leaf in the table, but is no code
+    return bool(code) and icd.is_valid_item(code) and not icd.is_chapter_or_block(code) and icd.is_leaf(code)
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
