@@ -136,20 +136,12 @@ PROFILES: dict[str, Profile] = {
         dpo_mine_rows=None, dpo_pairs=512, dpo_steps=64, dpo_batch_size=8,
         dpo_betas=(0.1, 0.5), dpo_learning_rates=(1e-5, 5e-5),
     ),
-    # gpu: Ampere or newer (A100, L4, H100): bfloat16 and the largest SmolLM2.
-    "gpu": Profile(
-        name="gpu", model_id="HuggingFaceTB/SmolLM2-1.7B-Instruct", device="cuda",
-        dtype="bfloat16", bf16_autocast="off", quantize_base=None, codes=None,
-        epochs=4, batch_size=16, grad_accum=1, lr_schedule="constant_with_warmup", learning_rate=5e-4, max_length=None,
-        lora_r=32, lora_alpha=64, lora_targets="all-linear", lora_top_layers=None, lora_dropout=0.05, patience=2,
-        compare_codes=6, compare_epochs=4, compare_probe_items=None,
-        eval_batch_size=64, test_limit=None, probe_limit=None,
-        mmlu_per_epoch="mmlu_medical", mmlu_benchmarks=("mmlu_medical", "mmlu_full"), rag_scope="all-billable",
-        raft_steps=200,
-        dpo_mine_rows=None, dpo_pairs=512, dpo_steps=64, dpo_batch_size=8,
-        dpo_betas=(0.1, 0.5), dpo_learning_rates=(1e-5, 5e-5),
-    ),
 }
+# gpu: Ampere or newer (A100, L4, H100): the T4 recipe in native bfloat16, on the largest SmolLM2, unquantized.
+PROFILES["gpu"] = dataclasses.replace(
+    PROFILES["colab-t4"], name="gpu", model_id="HuggingFaceTB/SmolLM2-1.7B-Instruct", dtype="bfloat16",
+    quantize_base=None,
+)
 
 #: A machine with at most this much memory gets the ``binder`` profile (mybinder.org gives about 2 GB).
 SMALL_MEMORY_BYTES = 4 * 2**30

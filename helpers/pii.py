@@ -41,7 +41,6 @@ Run ``python -m helpers.pii`` to print recall and precision per kind on the labe
 from __future__ import annotations
 
 import argparse
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -50,6 +49,7 @@ from pathlib import Path
 import phonenumbers
 
 from helpers.errors import CourseError, run_cli
+from helpers.jsonl import shipped_rows
 from helpers.paths import DATA, show
 
 PLACEHOLDERS = {"phone": "[PHONE]", "email": "[EMAIL]", "date": "[DATE]", "id": "[ID]", "name": "[NAME]"}
@@ -274,14 +274,7 @@ def read_labelled(path: Path = LABELLED_SET) -> list[dict]:
     if not path.is_file():
         raise CourseError(f"{show(path)}: no such file")
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").split("\n"), start=1):
-        if not line.strip():
-            continue
-        where = f"{show(path)} line {number}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise CourseError(f"{where}: not JSON ({exc.msg})") from None
+    for _, where, row in shipped_rows(path, show(path)):
         if not isinstance(row, dict) or not isinstance(row.get("id"), str) or not isinstance(row.get("text"), str):
             raise CourseError(f"{where}: a row needs a string 'id' and a string 'text'")
         if not isinstance(row.get("spans"), list):

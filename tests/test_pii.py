@@ -60,7 +60,7 @@ def test_labelled_set_has_exact_offsets_and_both_halves():
 
 
 @pytest.mark.parametrize("line, message", [
-    ("not json", "line 1: not JSON"),
+    ("not json", "set.jsonl:1: not JSON"),
     ('{"id": "a", "text": "call 555-0100"}', "field 'spans' must be a list"),
     ('{"id": "a", "text": "call 555-0100", "spans": [{"start": 5, "end": 40, "kind": "phone"}]}', "0 <= start < end"),
     ('{"id": "a", "text": "call 555-0100", "spans": [{"start": 5, "end": 13, "kind": "fax"}]}', "'kind' must be one"),
@@ -71,7 +71,7 @@ def test_a_bad_labelled_row_is_a_one_line_error_naming_line_and_field(tmp_path, 
     path.write_text(line + "\n", encoding="utf-8")
     with pytest.raises(CourseError, match=message) as error:
         read_labelled(path)
-    assert "set.jsonl line 1" in str(error.value) and "\n" not in str(error.value)
+    assert "set.jsonl:1" in str(error.value) and "\n" not in str(error.value)
 
 
 def test_cli_prints_recall_and_precision_per_kind():
