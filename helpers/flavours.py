@@ -20,7 +20,6 @@ import dataclasses
 import json
 import math
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,7 @@ from helpers.atomic import write_json
 from helpers.cli import Parser, output_file, output_folder
 from helpers.config import Profile, get_profile
 from helpers.errors import run_cli
+from helpers.memory import peak_rss_mib
 from helpers.paths import OUTPUTS, ROOT
 
 #: The codes every variant trains on: those whose raw rows carry the defects chapter 1 removes (stale codes such
@@ -119,9 +119,7 @@ def peak_memory_mb(device: str) -> tuple[float, str]:
         import torch
 
         return torch.cuda.max_memory_allocated() / 2**20, "GPU memory allocated (peak)"
-    # ru_maxrss is in KiB on Linux (bytes on macOS).
-    scale = 1 if sys.platform == "darwin" else 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20, "resident memory (peak RSS)"
+    return peak_rss_mib() or 0.0, "resident memory (peak RSS)"
 
 
 @contextmanager

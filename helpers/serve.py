@@ -61,6 +61,7 @@ from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 from helpers.chat import SYSTEM_PROMPT, extract_code, prompt_messages
 from helpers.cli import Parser
 from helpers.errors import CourseError, run_cli
+from helpers.memory import peak_rss_mib
 from helpers.paths import show
 
 #: the most new tokens a chat request may ask for
@@ -354,16 +355,6 @@ async def on_server_error(request: Request, exc: Exception) -> JSONResponse:
 
 # --- the application ---------------------------------------------------------------------------------------------
 
-def peak_rss_mib() -> float | None:
-    """The largest resident memory this process has had, in MiB (None where the OS does not say)."""
-    try:
-        import resource
-    except ImportError:  # Windows
-        return None
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)  # bytes on macOS, KiB on Linux
-
-
 def thread_setup(threads: int | None) -> Callable[[], None] | None:
     """What sets PyTorch's thread count in a thread (OpenMP keeps one count per thread)."""
     if threads is None:
@@ -442,7 +433,7 @@ def create_app(model, tokenizer, settings: Settings, load_seconds: float | None 
         return {"status": "ok", **settings.describe(), "load_seconds": load_seconds,
                 "queued": batcher.queue.qsize(), "generating": batcher.generating, "served": dict(served),
                 "batch_sizes": {str(k): v for k, v in sorted(batcher.batch_sizes.items())},
-                "peak_rss_mib": peak_rss_mib()}
+                "peak_rss_mib": round(peak, 1) if (peak := peak_rss_mib()) is not None else None}
 
     return app
 

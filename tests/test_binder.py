@@ -13,7 +13,8 @@ from conftest import ROOT
 BINDER_BUDGET_MIB = 1536
 
 CHAPTER_4_STEPS = """
-import json, resource
+import json
+from helpers.memory import peak_rss_mib
 from helpers.notebook import setup
 from helpers.training import EpochEval, load_split, make_trainer, model_for_training, peft_config_for
 
@@ -25,7 +26,7 @@ trainer = make_trainer(model, tokenizer, profile, train_rows, val_rows[:8], outp
                        peft_config=peft_config_for(profile, model), callbacks=[watch],
                        max_steps=3, eval_strategy="steps", eval_steps=3, save_strategy="no", disable_tqdm=True)
 trainer.train()
-print(json.dumps({{"peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+print(json.dumps({{"peak_mib": peak_rss_mib(),
                    "steps": trainer.state.global_step, "micro_batch": profile.batch_size,
                    "accumulation": profile.grad_accum, "measured": len(watch.history)}}))
 """
