@@ -50,12 +50,12 @@ def save_random_adapter(base, folder: Path) -> Path:
     return Path(folder)
 
 
-def run_module(module: str, *args: str, cwd: Path = ROOT):
+def run_module(module: str, *args: str, cwd: Path = ROOT, timeout: float = 600):
     import subprocess
 
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="session")
