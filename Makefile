@@ -1,6 +1,6 @@
 # Two commands for a newcomer:
 #   make course   run the whole course on the embedded model (profile auto-detected)
-#   make test     unit tests + every notebook and solution executed under nbval (ci profile)
+#   make test     unit tests + every notebook and solution executed under nbval (ci profile), side by side
 # Both set up .venv first; a second run skips what is already installed.
 
 PYTHON ?= python3
@@ -28,9 +28,20 @@ course: $(STAMP)
 
 # The tests write into outputs/test, so a course run in outputs/ survives `make test` untouched.
 TESTENV := $(OFFLINE) COURSE_PROFILE=ci COURSE_OUTPUTS=$(CURDIR)/outputs/test PYTHONPATH=$(CURDIR)
+# The chapters run beside the unit tests, one thread each on a 2-core machine (each in its own outputs folder):
+# most unit tests wait on one thread or on processes they start, so side by side takes about half the time.
+NBENV   := $(OFFLINE) COURSE_PROFILE=ci COURSE_OUTPUTS=$(CURDIR)/outputs/test-notebooks PYTHONPATH=$(CURDIR)
+NBLOG   := outputs/test-notebooks.log
 
 test: $(STAMP)
-	$(TESTENV) $(PY) -m pytest tests notebooks solutions $(NBVAL) --durations=10
+	@mkdir -p outputs
+	@echo "chapters and solutions under nbval, beside the unit tests: their report follows the unit tests' ($(NBLOG))"
+	@OMP_NUM_THREADS=1 $(NBENV) $(PY) -m pytest notebooks solutions $(NBVAL) --durations=10 -p no:cacheprovider \
+		> $(NBLOG) 2>&1 & chapters=$$!; \
+	OMP_NUM_THREADS=1 $(TESTENV) $(PY) -m pytest tests --durations=10; units=$$?; \
+	wait $$chapters; notebooks=$$?; cat $(NBLOG); \
+	echo "unit tests: exit $$units; chapters and solutions: exit $$notebooks"; \
+	test $$units -eq 0 && test $$notebooks -eq 0
 
 unit: $(STAMP)
 	$(TESTENV) $(PY) -m pytest tests

@@ -72,6 +72,8 @@ class Profile:
     dpo_batch_size: int  # preference pairs per step
     dpo_betas: tuple[float, ...]  # the grid of DPO's beta (how far from the reference the policy may move) ...
     dpo_learning_rates: tuple[float, ...]  # ... times the grid of learning rates, chosen on validation exact match
+    # chapter 4b scores MMLU before and after every variant (about a minute a variant on 2 cores); ci skips it
+    compare_mmlu: bool = True
 
     def describe(self) -> dict:
         """The profile as plain data: tuples become lists, so the dict equals its own JSON round trip."""
@@ -91,7 +93,7 @@ PROFILES: dict[str, Profile] = {
         eval_batch_size=32, test_limit=None, probe_limit=40,
         mmlu_per_epoch="mmlu_ci", mmlu_benchmarks=("mmlu_ci",), raft_steps=16, rag_scope="dataset-categories",
         dpo_mine_rows=48, dpo_pairs=24, dpo_steps=3, dpo_batch_size=8,
-        dpo_betas=(0.1, 0.5), dpo_learning_rates=(1e-4,),
+        dpo_betas=(0.1, 0.5), dpo_learning_rates=(1e-4,), compare_mmlu=False,
     ),
     # binder: mybinder.org gives about 2 GB of memory, so the run must peak under 1.5 GiB (tests/test_binder.py
     # measures it): the ci profile's 8 codes, 2 rows a step with gradients accumulated over 4 steps (the same

@@ -78,7 +78,8 @@ def compare_profile(profile: Profile) -> Profile:
     over (in the ``ci`` trials cosine decay shrank the steps before the codes were told apart).
     """
     return dataclasses.replace(profile, codes=profile.compare_codes, epochs=profile.compare_epochs, patience=None,
-                               probe_limit=profile.compare_probe_items, lr_schedule="constant_with_warmup")
+                               probe_limit=profile.compare_probe_items, lr_schedule="constant_with_warmup",
+                               mmlu_per_epoch=profile.mmlu_per_epoch if profile.compare_mmlu else None)
 
 
 def compare_rows(split: str, budget: Profile) -> list[dict]:

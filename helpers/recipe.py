@@ -84,12 +84,14 @@ class EvalArguments:
     probe_limit: int | None = field(default=None, metadata={"help": "general-probe items (null: all)"})
     general_evals: list[str] = field(default_factory=lambda: ["probe"],
                                      metadata={"help": "general benchmarks after training (helpers.train)"})
+    mmlu_per_epoch: str | None = field(
+        default=None, metadata={"help": "MMLU subset scored before training and after each epoch (null: off)"})
 
 
 COURSE_ARGUMENTS = (DataArguments, LoraArguments, EvalArguments)
 #: recipe keys that replace a field of the profile under the same name (``model`` replaces ``model_id``)
 PROFILE_KEYS = {"codes", "lora_r", "lora_alpha", "lora_dropout", "lora_targets", "lora_top_layers", "quantize_base",
-                "bf16_autocast", "patience", "eval_batch_size", "test_limit", "probe_limit"}
+                "bf16_autocast", "patience", "eval_batch_size", "test_limit", "probe_limit", "mmlu_per_epoch"}
 #: what TrlParser itself reads from a recipe besides the dataclasses' fields: environment variables to set
 TRL_KEYS = {"env"}
 POSITIVE = {"codes", "lora_r", "lora_alpha", "lora_top_layers", "patience", "eval_batch_size", "test_limit",
@@ -272,6 +274,10 @@ def load(path: Path | str, overrides: list[str] = (), output_dir: str | None = N
     for key, value in pairs:
         try:
             action = parser.actions.get(key)
+            if value == "null" and action is not None and action.default is None:
+                # as in YAML, key=null sets the field to None, its default: nothing to pass on to the parser
+                explicit[key] = parser.check(key, None)
+                continue
             words = value.split(",") if action is not None and action.nargs in ("+", "*") else [value]
             explicit[key] = parser.check(key, words if len(words) > 1 else words[0])
         except CourseError as exc:
@@ -343,6 +349,11 @@ def _check_values(path: Path, explicit: dict) -> None:
         if missing:
             fail("splits", f"{splits}: no {', '.join(missing)} (write them with python -m helpers.curate, "
                  f"or give raw_data)")
+    from helpers.mmlu import SUBSETS
+
+    subset = explicit.get("mmlu_per_epoch")
+    if subset is not None and subset not in SUBSETS:
+        fail("mmlu_per_epoch", f"{subset}: not one of {', '.join(SUBSETS)} (or null: off)")
     unknown = [name for name in explicit.get("general_evals") or [] if name not in GENERAL_EVALS]
     if unknown:
         fail("general_evals", f"{unknown[0]}: not one of {', '.join(GENERAL_EVALS)}")

@@ -28,18 +28,22 @@ from helpers.paths import OUTPUTS, ROOT
 SPEED_FILE = OUTPUTS / "speed.json"
 
 
-def matmul_gflops(dtype: str = "float32", repeats: int = 50) -> float:
-    """The rate of one training-sized matrix product in ``dtype``: a batch of tokens through an MLP projection."""
+def matmul_gflops(dtype: str = "float32", repeats: int = 50, seconds: float = 1.0) -> float:
+    """The rate of one training-sized matrix product in ``dtype``: a batch of tokens through an MLP projection.
+
+    Timed over ``repeats`` products or ``seconds``, whichever ends first: where bfloat16 is emulated one product
+    takes seconds, and fifty would take minutes.
+    """
     import torch
 
     kind = getattr(torch, dtype)
     a, b = torch.randn(640, 576, dtype=kind), torch.randn(576, 1536, dtype=kind)
-    for _ in range(3):
+    a @ b  # warm-up: the first product allocates
+    done, start = 0, time.perf_counter()
+    while done < repeats and (done == 0 or time.perf_counter() - start < seconds):
         a @ b
-    start = time.perf_counter()
-    for _ in range(repeats):
-        a @ b
-    return 2 * 640 * 576 * 1536 * repeats / (time.perf_counter() - start) / 1e9
+        done += 1
+    return 2 * 640 * 576 * 1536 * done / (time.perf_counter() - start) / 1e9
 
 
 @functools.lru_cache(maxsize=None)

@@ -11,7 +11,8 @@ from helpers.training import load_split
 
 
 def test_a_small_run_reports_its_figures_and_a_failed_part_does_not_stop_the_rest(tmp_path):
-    profile = dataclasses.replace(get_profile("ci"), codes=2, epochs=2, probe_limit=8, patience=None)
+    profile = dataclasses.replace(get_profile("ci"), codes=2, epochs=2, probe_limit=8, patience=None,
+                                  mmlu_per_epoch=None, lora_top_layers=2)
     out = tmp_path / "runs" / "ci.json"
     report = run(profile, ["no-such-variant"], out)
 
@@ -41,7 +42,8 @@ def test_a_small_run_reports_its_figures_and_a_failed_part_does_not_stop_the_res
 
 
 def test_several_seeds_are_separate_runs_and_the_report_gives_their_spread(tmp_path):
-    profile = dataclasses.replace(get_profile("ci"), codes=2, epochs=1, probe_limit=8, patience=None)
+    profile = dataclasses.replace(get_profile("ci"), codes=2, epochs=1, probe_limit=8, patience=None,
+                                  mmlu_per_epoch=None, lora_top_layers=2)
     report = run(profile, [], tmp_path / "runs" / "ci.json", seeds=(0, 1))
 
     first, second = report["headline:seed=0"], report["headline:seed=1"]

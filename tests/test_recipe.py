@@ -61,6 +61,7 @@ def test_recipe_keys_lay_over_the_profile_and_sftconfig_fields_keep_trls_names(t
     ("epoch_eval: false\npatience: 2\n", "patience: early stopping needs epoch_eval: true"),
     ("model: ./no-such-model\n", "model: ./no-such-model: no such model folder"),
     ("bf16: true\nfp16: true\n", "bf16: "),
+    ("mmlu_per_epoch: mmlu_everything\n", "mmlu_per_epoch: mmlu_everything: not one of mmlu_medical"),
 ])
 def test_a_bad_key_or_value_is_one_line_naming_the_file_the_key_and_the_rule(tmp_path, text, expected):
     path = recipe_file(tmp_path, GOOD.format(out=tmp_path / "run") + text)
@@ -94,6 +95,13 @@ def test_invalid_yaml_and_bad_overrides_are_named_too(tmp_path):
         load(good, ["warmup_step=3"])
     with pytest.raises(CourseError, match=r"^command line: 'epochs': overrides are written key=value"):
         load(good, ["epochs"])
+
+
+def test_null_on_the_command_line_turns_a_setting_off_as_in_yaml(tmp_path):
+    good = recipe_file(tmp_path, GOOD.format(out=tmp_path / "run") + "mmlu_per_epoch: mmlu_ci\n")
+    assert load(good).profile.mmlu_per_epoch == "mmlu_ci"
+    assert load(good, ["mmlu_per_epoch=null"]).profile.mmlu_per_epoch is None
+    assert load(good, ["patience=null"]).profile.patience is None
 
 
 def test_the_cli_refuses_a_bad_recipe_with_exit_2_and_writes_nothing(tmp_path):

@@ -133,10 +133,11 @@ def test_two_processes_under_accelerate_train_like_one_and_write_one_set_of_arti
 
 
 def test_a_teams_own_jsonl_is_curated_into_the_run_folder_and_trained_on(tmp_path):
-    """recipes/own_data_example.yaml: raw rows -> chapter 1's rules -> splits in <run>/data -> a run (1 epoch here)."""
+    """recipes/own_data_example.yaml: raw rows -> chapter 1's rules -> splits in <run>/data -> a run (here 1 epoch on the
+    top 2 blocks, without MMLU: the path, not the score)."""
     out = tmp_path / "run"
     run([sys.executable, "-m", "helpers.train", "--config", str(ROOT / "recipes" / "own_data_example.yaml"),
-         "--output-dir", str(out), "num_train_epochs=1", "probe_limit=4"])
+         "--output-dir", str(out), "num_train_epochs=1", "probe_limit=4", "mmlu_per_epoch=null", "lora_top_layers=2"])
     curation = json.loads((out / "data" / "curation.json").read_text())
     assert curation["input_rows"] == 40 and curation["kept"] + curation["rejected"] == 40
     assert {"train.jsonl", "val.jsonl", "test.jsonl", "rejects.jsonl", "report.json"} <= \
