@@ -29,9 +29,8 @@ def test_trls_defaults_are_trls_own_settings_on_the_course_adapter(tmp_path, bas
 
     trl, _, trl_params = make_setup_trainer(SETUPS["trl-defaults"], 1, tmp_path / "trl")
     course, _, course_params = make_setup_trainer(SETUPS["course"], 1, tmp_path / "course")
-    # TRL's rate, gradient checkpointing and messages rows; the same adapter as the course's, so only settings differ
+    # TRL's rate and gradient checkpointing; the same adapter as the course's, so only the settings differ
     assert trl.args.learning_rate == 2e-5 and trl.args.gradient_checkpointing
-    assert "messages" in trl.train_dataset.column_names or "input_ids" in trl.train_dataset.column_names
     assert course.args.learning_rate == 1e-3 and not course.args.gradient_checkpointing
     assert trl_params.trainable == course_params.trainable
 

@@ -13,8 +13,8 @@ def test_the_bf16_speedup_is_the_ratio_of_the_measured_rates_and_is_measured_onc
 
     bf16_speedup.cache_clear()
     calls = []
-    monkeypatch.setattr(helpers.speed, "matmul_gflops", lambda dtype="float32", repeats=50, seconds=1.0: calls.append(dtype) or
-                        {"bfloat16": 900.0, "float32": 200.0}[dtype])
+    monkeypatch.setattr(helpers.speed, "matmul_gflops", lambda dtype="float32", repeats=50, seconds=1.0:
+                        calls.append(dtype) or {"bfloat16": 900.0, "float32": 200.0}[dtype])
     assert bf16_speedup() == 4.5 and bf16_speedup() == 4.5
     assert sorted(calls) == ["bfloat16", "float32"]
     bf16_speedup.cache_clear()
