@@ -98,6 +98,7 @@ PROFILES: dict[str, Profile] = {
     # binder: mybinder.org gives about 2 GB of memory, so the run must peak under 1.5 GiB (tests/test_binder.py
     # measures it): the ci profile's 8 codes, 2 rows a step with gradients accumulated over 4 steps (the same
     # 8 rows an update as ci, at a quarter of the activation memory), and adapters on the top 4 blocks only.
+    # Evaluation in batches of 4: a batch's logits span the 49,152-token vocabulary (the probe peaked above training).
     "binder": Profile(
         name="binder", model_id=EMBEDDED_MODEL, device="cpu", dtype="float32", quantize_base=None, codes=8,
         bf16_autocast="off",
@@ -105,7 +106,7 @@ PROFILES: dict[str, Profile] = {
         max_length=None,
         lora_r=32, lora_alpha=64, lora_targets="all-linear", lora_top_layers=4, lora_dropout=0.0, patience=2,
         compare_codes=2, compare_epochs=1, compare_probe_items=16,
-        eval_batch_size=8, test_limit=None, probe_limit=40,
+        eval_batch_size=4, test_limit=None, probe_limit=40,
         mmlu_per_epoch=None, mmlu_benchmarks=("mmlu_ci",), raft_steps=16, rag_scope="dataset-categories",
         dpo_mine_rows=96, dpo_pairs=48, dpo_steps=12, dpo_batch_size=4,
         dpo_betas=(0.1, 0.5), dpo_learning_rates=(2e-5, 1e-4),

@@ -55,13 +55,17 @@ def convert_gguf(gguf_path: Path, out_dir: Path) -> Path:
     # The config remembers it came from a GGUF; a plain copy must not.
     if hasattr(config, "quantization_config"):
         del config.quantization_config
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    missing, unexpected = model.load_state_dict(gguf_model.state_dict(), strict=False)
+    # Built on the meta device and handed the de-quantized tensors themselves (assign=True): one copy of the
+    # weights in memory, not two, so the conversion peaks below training's peak (Binder's 2 GB, tests/test_binder.py).
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    missing, unexpected = model.load_state_dict(gguf_model.state_dict(), strict=False, assign=True)
+    model.generation_config = gguf_model.generation_config
+    del gguf_model
     # lm_head is tied to the embeddings, so it may be absent from the state dict.
     if unexpected or [k for k in missing if k != "lm_head.weight"]:
         raise CourseError(f"GGUF conversion mismatch: missing={missing} unexpected={unexpected}")
     model.tie_weights()
-    model.generation_config = gguf_model.generation_config
 
     with atomic_dir(out_dir) as tmp:  # only a complete directory ever appears under the final name
         model.save_pretrained(tmp)  # safetensors is the default format

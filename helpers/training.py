@@ -639,7 +639,9 @@ class EpochEval(TrainerCallback):
         from helpers.benchmarks import general_probe
 
         with _float32_forward(model):
-            return general_probe(model, self.tokenizer, limit=self.probe_limit)["acc"]
+            # no larger a batch than the profile evaluates with: the binder profile keeps its probe's logits small
+            return general_probe(model, self.tokenizer, limit=self.probe_limit,
+                                 batch_size=min(16, self.batch_size))["acc"]
 
     def _general(self, model) -> dict:
         """The general measurements of one point: the probe's accuracy and MMLU's, each if asked for."""
