@@ -30,16 +30,19 @@ course: $(STAMP)
 TESTENV := $(OFFLINE) COURSE_PROFILE=ci COURSE_OUTPUTS=$(CURDIR)/outputs/test PYTHONPATH=$(CURDIR)
 # The chapters run beside the unit tests, one thread each on a 2-core machine (each in its own outputs folder):
 # most unit tests wait on one thread or on processes they start, so side by side takes about half the time.
-NBENV   := $(OFFLINE) COURSE_PROFILE=ci COURSE_OUTPUTS=$(CURDIR)/outputs/test-notebooks PYTHONPATH=$(CURDIR)
+# When the unit tests end, every chapter that starts afterwards takes all the cores (helpers.notebook.use_freed_cores).
+NBTHREADS := outputs/test-notebooks.threads
+NBENV   := $(OFFLINE) COURSE_PROFILE=ci COURSE_OUTPUTS=$(CURDIR)/outputs/test-notebooks PYTHONPATH=$(CURDIR) \
+	COURSE_THREADS_FILE=$(CURDIR)/$(NBTHREADS)
 NBLOG   := outputs/test-notebooks.log
 
 test: $(STAMP)
-	@mkdir -p outputs
+	@mkdir -p outputs && rm -f $(NBTHREADS)
 	@echo "chapters and solutions under nbval, beside the unit tests: their report follows the unit tests' ($(NBLOG))"
 	@OMP_NUM_THREADS=1 $(NBENV) $(PY) -m pytest notebooks solutions $(NBVAL) --durations=10 -p no:cacheprovider \
 		> $(NBLOG) 2>&1 & chapters=$$!; \
 	OMP_NUM_THREADS=1 $(TESTENV) $(PY) -m pytest tests --durations=10; units=$$?; \
-	wait $$chapters; notebooks=$$?; cat $(NBLOG); \
+	nproc > $(NBTHREADS); wait $$chapters; notebooks=$$?; cat $(NBLOG); \
 	echo "unit tests: exit $$units; chapters and solutions: exit $$notebooks"; \
 	test $$units -eq 0 && test $$notebooks -eq 0
 

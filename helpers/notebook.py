@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
+from pathlib import Path
 
 from helpers.config import Profile, get_profile
 
@@ -32,6 +33,7 @@ def quiet() -> None:
 
 def setup(seed: int = 0) -> Profile:
     quiet()
+    use_freed_cores()
     from helpers.training import seed_everything
 
     seed_everything(seed)
@@ -42,6 +44,26 @@ def setup(seed: int = 0) -> Profile:
 
     base_model_dir(profile.model_id)
     return profile
+
+
+def use_freed_cores() -> int | None:
+    """Take more threads when ``$COURSE_THREADS_FILE`` names a file that holds a number (None when it does not).
+
+    ``make test`` runs the chapters beside the unit tests, one thread each on two cores; when the unit tests end it
+    writes 2 into this file, and every chapter that starts afterwards (and the processes it starts) uses both.
+    """
+    path = os.environ.get("COURSE_THREADS_FILE")
+    try:
+        threads = int(Path(path).read_text().strip()) if path else 0
+    except (OSError, ValueError):
+        return None
+    if threads < 1:
+        return None
+    import torch
+
+    torch.set_num_threads(threads)
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    return threads
 
 
 quiet_libraries = quiet  # the name helpers.train and helpers.bench use

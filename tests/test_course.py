@@ -23,3 +23,26 @@ def test_every_notebook_set_up_converts_the_model_before_any_checked_cell(monkey
     monkeypatch.setattr(helpers.models, "base_model_dir", lambda model_id: converted.append(model_id))
     profile = setup()
     assert converted == [profile.model_id]
+
+
+def test_a_chapter_takes_the_cores_the_threads_file_names_and_its_child_processes_do_too(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    probe = ("import os, torch; from helpers.notebook import use_freed_cores; "
+             "print(use_freed_cores(), torch.get_num_threads(), os.environ['OMP_NUM_THREADS'])")
+    threads = tmp_path / "threads"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "COURSE_THREADS_FILE": str(threads)}
+
+    def run() -> str:
+        return subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True,
+                              check=True).stdout.split()
+
+    assert run() == ["None", "1", "1"]  # no file yet: the unit tests still run beside the chapters
+    threads.write_text("2\n")
+    assert run() == ["2", "2", "2"]
+    threads.write_text("many\n")
+    assert run() == ["None", "1", "1"]
