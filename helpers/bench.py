@@ -41,7 +41,6 @@ import argparse
 import dataclasses
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -50,6 +49,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from helpers.memory import peak_rss_mib
 from helpers.paths import OUTPUTS, ROOT
 
 BENCH_FILE = OUTPUTS / "bench.json"
@@ -122,17 +122,6 @@ def as_rows(rows: list[dict], setup: Setup) -> list[dict]:
         else:
             out.append({"prompt": prompt, "completion": row["completion"]})
     return out
-
-
-def peak_rss_mb() -> tuple[float, float | None]:
-    """(the process's peak resident memory, the peak since :func:`reset_peak_rss`), in MiB (Linux)."""
-    process = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    try:
-        status = Path("/proc/self/status").read_text()
-        since = int(status.split("VmHWM:")[1].split()[0]) / 1024
-    except (OSError, IndexError, ValueError):
-        since = None
-    return process, since
 
 
 def reset_peak_rss() -> bool:
@@ -269,9 +258,12 @@ def measure(name: str, steps: int, repeats: int, warmup: int, val_rows: int | No
     with tempfile.TemporaryDirectory() as tmp:
         trainer, tokenizer, params = make_setup_trainer(setup, total, Path(tmp))
         trainer.add_callback(clock)
+        loading_peak = peak_rss_mib()  # read before the reset: the model and trainer built, no step taken
         reset = reset_peak_rss()
         trainer.train()
-    process_peak, train_peak = peak_rss_mb()
+    # VmHWM, not ru_maxrss, which hands this process the parent's peak across fork and exec (helpers.memory)
+    train_peak = peak_rss_mib()
+    process_peak = max((p for p in (loading_peak, train_peak) if p is not None), default=None)
     step_tokens = [b - a for a, b in zip([0, *clock.tokens], clock.tokens)]
     measured = windows(clock.seconds, step_tokens, warmup, steps, repeats)
 
@@ -299,7 +291,7 @@ def measure(name: str, steps: int, repeats: int, warmup: int, val_rows: int | No
         "cpu_seconds_per_step": round(statistics.median(clock.cpu[warmup:]), 3),
         "examples_per_s": spread([w["examples_per_s"] for w in measured]),
         "tokens_per_s": spread([w["tokens_per_s"] for w in measured]),
-        "peak_rss_mb": round(process_peak, 1),
+        "peak_rss_mb": round(process_peak, 1) if process_peak is not None else None,
         "peak_rss_training_mb": round(train_peak, 1) if reset and train_peak is not None else None,
         "val_exact_match": round(scores.exact_match, 4), "val_answer_loss": round(loss, 4), "val_rows": scores.n,
     }
