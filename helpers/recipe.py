@@ -96,6 +96,9 @@ PROFILE_KEYS = {"codes", "lora_r", "lora_alpha", "lora_dropout", "lora_targets",
 TRL_KEYS = {"env"}
 POSITIVE = {"codes", "lora_r", "lora_alpha", "lora_top_layers", "patience", "eval_batch_size", "test_limit",
             "probe_limit"}
+#: TRL's numbers that a run cannot take at zero or below (transformers would train on or divide by them regardless)
+ABOVE_ZERO = {"num_train_epochs", "learning_rate", "per_device_train_batch_size", "per_device_eval_batch_size",
+              "gradient_accumulation_steps"}
 
 
 @dataclass
@@ -219,14 +222,33 @@ def _kind(action) -> str:
     return {"int": "a whole number", "float": "a number", "string_to_bool": "true or false"}.get(name, "a string")
 
 
+#: a recipe is a page of settings; a file larger than this is not one (and YAML would read it all into memory)
+RECIPE_MAX_BYTES = 1_000_000
+
+
 def read_yaml(path: Path) -> dict:
     """The recipe file as a mapping, or a CourseError naming the file's line where YAML stops making sense."""
     import yaml
 
+    path = Path(path)
+    if path.is_dir():
+        raise CourseError(f"{path}: is a directory, expected a recipe (.yaml)")
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        if path.stat().st_size > RECIPE_MAX_BYTES:
+            raise CourseError(f"{path}: larger than a recipe can be ({RECIPE_MAX_BYTES // 1_000_000} MB)")
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise CourseError(f"{path}: no such file") from None
     except OSError as exc:
         raise CourseError(f"{path}: cannot be read ({exc.strerror})") from None
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise CourseError(f"{path}: UTF-16 text; a recipe is read as UTF-8 (save the file as UTF-8)")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise CourseError(f"{path}: not valid UTF-8 text (byte {exc.start})") from None
+    if not text.strip():
+        raise CourseError(f"{path}: the recipe is empty (it needs at least profile, the data and output_dir)")
     try:
         config = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -234,6 +256,8 @@ def read_yaml(path: Path) -> dict:
         where = f"line {mark.line + 1}" if mark is not None else "YAML"
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise CourseError(f"{path}: {where}: not valid YAML ({problem})") from None
+    except RecursionError:
+        raise CourseError(f"{path}: not valid YAML (nested too deeply)") from None
     if config is None:
         config = {}
     if not isinstance(config, dict):
@@ -327,6 +351,9 @@ def _check_values(path: Path, explicit: dict) -> None:
     for key in POSITIVE & explicit.keys():
         if explicit[key] is not None and explicit[key] < 1:
             fail(key, f"must be 1 or more, not {explicit[key]}")
+    for key in ABOVE_ZERO & explicit.keys():
+        if explicit[key] is not None and explicit[key] <= 0:
+            fail(key, f"must be above 0, not {explicit[key]}")
     dropout = explicit.get("lora_dropout")
     if dropout is not None and not 0 <= dropout < 1:
         fail("lora_dropout", f"must be at least 0 and below 1, not {dropout}")

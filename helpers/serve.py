@@ -522,7 +522,9 @@ def main(argv: list[str] | None = None) -> int:
                         max_queue=args.max_queue, max_chars=args.max_chars, threads=args.threads,
                         access_log=args.access_log)
     from helpers.models import model_kind
+    from helpers.notebook import quiet
 
+    quiet()  # library notices off (a missing optional kernel is not the server's news); uvicorn's log stays
     kind = model_kind(settings.model)
     sock = listening_socket(settings.host, settings.port)
     model, tokenizer, seconds = load_for_serving(settings)

@@ -27,7 +27,6 @@ main process curates, evaluates, merges and writes.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shlex
@@ -37,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from helpers.atomic import atomic_dir, write_json
+from helpers.cli import Parser, output_folder
 from helpers.errors import CourseError, run_cli
 from helpers.paths import show
 from helpers.recipe import Recipe, jsonable, load
@@ -79,6 +79,7 @@ def check_run_dir(run: RunDir, recipe: Recipe, resume: bool) -> None:
     root = run.root
     if root.exists() and not root.is_dir():
         raise CourseError(f"{show(root)}: exists and is not a folder (output_dir names the run's folder)")
+    output_folder(str(root))  # a folder this user can write, or one line saying why not
     earlier = [p.name for p in (run.recipe, run.data, run.checkpoints, run.adapter, run.summary) if p.exists()]
     if earlier and not resume:
         raise CourseError(f"{show(root)}: holds an earlier run ({', '.join(earlier)}): pass --resume to continue it, "
@@ -304,7 +305,7 @@ def run(recipe: Recipe, resume: bool = False, command: str = "") -> dict | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m helpers.train", description=__doc__.split("\n")[0])
+    parser = Parser(prog="python -m helpers.train", description=__doc__.split("\n")[0])
     parser.add_argument("--config", required=True, type=Path, help="the recipe (YAML), e.g. recipes/tiny_cpu.yaml")
     parser.add_argument("--resume", action="store_true", help="continue the run in output_dir from where it stopped")
     parser.add_argument("--output-dir", default=None, help="the run's folder (replaces the recipe's output_dir)")

@@ -1,7 +1,7 @@
 """The course's commands against hostile input: one line, a non-zero exit, nothing written, inputs untouched.
 
-One table of cases over ``helpers.curate``, ``helpers.evaluate`` and
-``helpers.profile_run``. For each case: the exit code is 2 (0 where the input
+One table of cases over ``helpers.curate``, ``helpers.evaluate``,
+``helpers.profile_run``, ``helpers.train`` and ``helpers.serve``. For each case: the exit code is 2 (0 where the input
 is valid); on a refusal stderr is exactly one line, ``error: ...``, naming the
 file, field or rule; no output has "Traceback" in it; the output folder is as
 it was; the input files keep their bytes.
@@ -84,7 +84,7 @@ def adapter_like(folder: Path, config, weights: bytes = b"\0garbage" * 40) -> Pa
 class Case:
     """One hostile input: ``make(d)`` writes its files under ``d/in`` and returns the command's arguments."""
     id: str
-    cli: str  # curate, evaluate or profile_run
+    cli: str  # curate, evaluate, profile_run, train or serve
     make: Callable[[Path], list[str]]
     error: str | None  # what the one-line error must contain; None: the input is valid, exit 0
     # main (in this process), module (python -m), perms (python -m where permission bits bind, root included)
@@ -112,6 +112,18 @@ def evaluate(data: bytes | str, *extra: str, model: Path | None = None):
 
 def profile_run(*extra: str):
     return lambda d: [*extra, "--out", str(d / "out" / "run.json")] if "--out" not in extra else list(extra)
+
+
+GOOD_RECIPE = "profile: ci\nsplits: course\ncodes: 2\n"
+
+
+def train(data: bytes | str, *extra: str):
+    """``helpers.train`` on a recipe file; the run's folder goes under out/, which must stay empty on a refusal."""
+    return lambda d: ["--config", write(d, "recipe.yaml", data), "--output-dir", str(d / "out" / "run"), *extra]
+
+
+def serve(model: Callable[[Path], Path] | None = None, *extra: str):
+    return lambda d: ["--model", str(model(d) if model else BASE_MODEL_DIR), *extra]
 
 
 def folder(path: Path) -> Path:
@@ -264,15 +276,62 @@ CASES = [
          "locked is not writable", how="perms"),
     Case("profile-disk-full", "profile_run", profile_run("--no-headline", "--flavours", "lora"),
          "run.json: cannot be written (File too large)", small_disk=200, env={"COURSE_PROFILE": "ci"}),
+    # --- helpers.train: the recipe file (a valid one would train, so each case below is refused somewhere) -------
+    Case("train-empty-recipe", "train", train(b""), "recipe.yaml: the recipe is empty"),
+    Case("train-binary-garbage", "train", train(bytes(range(256)) * 64), "recipe.yaml: not valid UTF-8 text"),
+    Case("train-invalid-utf8", "train", train(GOOD_RECIPE.encode() + b"# caf\xe9\n"),
+         "recipe.yaml: not valid UTF-8 text (byte 41)"),
+    Case("train-utf16", "train", train(GOOD_RECIPE.encode("utf-16")), "recipe.yaml: UTF-16 text"),
+    Case("train-bom-then-a-bad-value", "train", train(b"\xef\xbb\xbf" + GOOD_RECIPE.encode() + b"lora_r: 0\n"),
+         "recipe.yaml: lora_r: must be 1 or more, not 0"),
+    Case("train-crlf-then-a-bad-value", "train", train((GOOD_RECIPE + "lora_r: 0\n").replace("\n", "\r\n")),
+         "recipe.yaml: lora_r: must be 1 or more, not 0"),
+    Case("train-cr-only-then-a-bad-value", "train", train((GOOD_RECIPE + "lora_r: 0\n").replace("\n", "\r")),
+         "recipe.yaml: lora_r: must be 1 or more, not 0"),
+    Case("train-nested-1e5", "train", train(NESTED), "recipe.yaml: not valid YAML (nested too deeply)"),
+    Case("train-10mb-line", "train", train(GOOD_RECIPE + "model: " + "a" * 10_000_000 + "\n"),
+         "recipe.yaml: larger than a recipe can be (1 MB)"),
+    Case("train-a-list-not-a-mapping", "train", train("- profile: ci\n"), "recipe.yaml: a recipe is a mapping"),
+    Case("train-wrong-type", "train", train(GOOD_RECIPE + "lora_alpha: [8]\n"), "recipe.yaml: lora_alpha: takes one value (a whole number), not a list"),
+    Case("train-unknown-key", "train", train(GOOD_RECIPE + "lora_rank: 8\n"),
+         "recipe.yaml: lora_rank: not a recipe setting"),
+    Case("train-bad-number", "train", train(GOOD_RECIPE + "learning_rate: fast\n"), "recipe.yaml: learning_rate:"),
+    Case("train-bad-override", "train", train(GOOD_RECIPE, "num_train_epochs=-1"), "num_train_epochs"),
+    Case("train-unknown-flag", "train", train(GOOD_RECIPE, "--epochs", "2"), "unrecognized arguments: --epochs"),
+    Case("train-no-such-recipe", "train", lambda d: ["--config", str(d / "in" / "none.yaml")],
+         "none.yaml: no such file"),
+    Case("train-recipe-is-a-folder", "train", lambda d: ["--config", str(d / "in")], "is a directory"),
+    Case("train-output-is-a-file", "train",
+         lambda d: ["--config", write(d, "recipe.yaml", GOOD_RECIPE), "--output-dir", write(d, "f.txt", "x")],
+         "f.txt: exists and is not a folder"),
+    Case("train-unreadable-recipe", "train", train(GOOD_RECIPE), "recipe.yaml: cannot be read (Permission denied)",
+         how="perms", private="recipe.yaml"),
+    Case("train-unwritable-output", "train",
+         lambda d: ["--config", write(d, "recipe.yaml", GOOD_RECIPE), "--output-dir", str(d / "locked" / "run")],
+         "locked is not writable", how="perms"),
+    # --- helpers.serve: the model folder and the server's settings, refused before it listens ---------------------
+    Case("serve-no-such-model", "serve", serve(lambda d: d / "in" / "gone"), "model directory", how="module"),
+    Case("serve-model-is-a-file", "serve", serve(lambda d: Path(write(d, "m.bin", "x"))), "m.bin", how="module"),
+    Case("serve-empty-model-folder", "serve", serve(lambda d: folder(d / "in" / "empty")),
+         "holds neither a model (config.json) nor a LoRA adapter", how="module"),
+    Case("serve-corrupt-safetensors", "serve", serve(lambda d: model_like(d / "in" / "m")),
+         "'m' does not load as a model (SafetensorError", how="module"),
+    Case("serve-port-text", "serve", serve(None, "--port", "http"), "argument --port: 'http' is not a number",
+         how="module"),
+    Case("serve-max-chars-0", "serve", serve(None, "--max-chars", "0"), "argument --max-chars: 0 is outside",
+         how="module"),
+    Case("serve-unknown-flag", "serve", serve(None, "--workers", "4"), "unrecognized arguments: --workers",
+         how="module"),
 ]
 AS_ROOT = os.geteuid() == 0
 PR_CAPBSET_DROP, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH = 24, 1, 2  # from <linux/prctl.h>, <linux/capability.h>
 
 
 def mains():
-    from helpers import curate, evaluate, profile_run
+    from helpers import curate, evaluate, profile_run, serve, train
 
-    return {"curate": curate.main, "evaluate": evaluate.main, "profile_run": profile_run.main}
+    return {"curate": curate.main, "evaluate": evaluate.main, "profile_run": profile_run.main, "train": train.main,
+            "serve": serve.main}
 
 
 def digest(folder: Path) -> dict[str, str]:
@@ -384,5 +443,5 @@ def test_hostile_input(case: Case, case_dir: Path, capsys, monkeypatch):
 
 def test_the_table_covers_every_command_and_runs_each_as_a_real_subprocess():
     assert len(CASES) >= 30 and len({c.id for c in CASES}) == len(CASES)
-    for cli in ("curate", "evaluate", "profile_run"):
+    for cli in ("curate", "evaluate", "profile_run", "train", "serve"):
         assert any(c.cli == cli and c.how != "main" for c in CASES), cli
