@@ -6,10 +6,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-# Tests write into their own outputs folder, never into the one `make course` fills.
+# Tests write into their own outputs folder, never into the one `make course` fills (../conftest.py checks it).
 os.environ.setdefault("COURSE_OUTPUTS", str(ROOT / "outputs" / "test"))
-#: what a course run leaves that a test run must not touch
-COURSE_ARTIFACTS = [ROOT / "outputs" / name for name in ("merged", "adapter", "results.json", "data")]
 # The tests never reach the Hugging Face Hub, however they are started.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -64,31 +62,3 @@ def tokenizer():
     from helpers.models import load_tokenizer
 
     return load_tokenizer()
-
-
-def _fingerprint(paths) -> dict:
-    """Size and content hash of every file under ``paths`` (absent paths give nothing)."""
-    import hashlib
-
-    found = {}
-    for path in paths:
-        files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else []
-        for file in files:
-            found[str(file.relative_to(ROOT))] = hashlib.sha256(file.read_bytes()).hexdigest()
-    return found
-
-
-def pytest_sessionstart(session):
-    session.config._course_artifacts = _fingerprint(COURSE_ARTIFACTS)
-
-
-def pytest_sessionfinish(session, exitstatus):
-    """Fail the run if any test changed the course's own outputs (a `make course` run the learner paid for)."""
-    before = getattr(session.config, "_course_artifacts", None)
-    if before is None:
-        return
-    after = _fingerprint(COURSE_ARTIFACTS)
-    changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
-    if changed:
-        print(f"\nerror: the tests changed the course's outputs: {', '.join(changed[:5])}", file=sys.stderr)
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED

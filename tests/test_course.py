@@ -46,3 +46,31 @@ def test_a_chapter_takes_the_cores_the_threads_file_names_and_its_child_processe
     assert run() == ["2", "2", "2"]
     threads.write_text("many\n")
     assert run() == ["None", "1", "1"]
+
+
+def test_a_test_run_that_changes_the_course_outputs_fails(tmp_path):
+    """The root conftest.py guards outputs/ for both halves of `make test`; a copy of it guards a folder of its own."""
+    import shutil
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    shutil.copy(ROOT / "conftest.py", tmp_path / "conftest.py")
+    (tmp_path / "outputs" / "adapter").mkdir(parents=True)
+    (tmp_path / "outputs" / "results.json").write_text('{"05_evaluation": {}}\n')
+    (tmp_path / "outputs" / "adapter" / "adapter_config.json").write_text("{}\n")
+    outputs = "Path(__file__).parent / 'outputs'"
+    (tmp_path / "test_reads.py").write_text(f"from pathlib import Path\n\ndef test_reads():\n"
+                                            f"    assert ({outputs} / 'results.json').read_text()\n")
+    (tmp_path / "test_writes.py").write_text(f"from pathlib import Path\n\ndef test_writes():\n"
+                                             f"    ({outputs} / 'results.json').write_text('{{}}')\n")
+
+    def pytest(name):
+        return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", name], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=300)
+
+    assert pytest("test_reads.py").returncode == 0
+    done = pytest("test_writes.py")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "error: the tests changed the course's outputs: outputs/results.json" in done.stderr
