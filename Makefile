@@ -12,7 +12,7 @@ STAMP  := $(VENV)/.course-installed
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1
 NBVAL   := --nbval-lax --nbval-sanitize-with notebooks/sanitize.cfg --nbval-cell-timeout 1800
 
-.PHONY: course test unit notebooks setup clean badges eval-full bench
+.PHONY: course test unit notebooks setup clean badges eval-full bench export-gguf
 
 setup: $(STAMP)
 
@@ -64,6 +64,15 @@ badges: $(STAMP)  ## point every badge, first cell and binder/ at a fork: make b
 # All 14,042 MMLU questions on chapter 4's adapter and on its base model (about an hour on 2 cores; a GPU in minutes).
 eval-full: $(STAMP)
 	$(OFFLINE) PYTHONPATH=$(CURDIR) $(PY) -m helpers.mmlu --benchmark mmlu_full
+
+# Not part of `make course` or `make test`: chapter 7's merged model as GGUF (f16, q8_0, q4_k_m) for llama.cpp and
+# Ollama, each file's answers on the test split checked against the merged model's (helpers/gguf_export.py).
+# pip compiles llama.cpp for llama-cpp-python first (requirements-gguf.txt), the once, a few minutes on 2 cores.
+GGUF_CMAKE := -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF \
+	-DLLAMA_BUILD_SERVER=OFF
+export-gguf: $(STAMP)
+	CMAKE_ARGS="$(GGUF_CMAKE)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PY) -m pip install --quiet -r requirements-gguf.txt
+	$(OFFLINE) PYTHONPATH=$(CURDIR) $(PY) -m helpers.gguf_export $(GGUF_ARGS)
 
 clean:
 	rm -rf outputs
