@@ -99,6 +99,29 @@ def atomic_file(path: os.PathLike | str, binary: bool = False) -> Iterator:
         raise
 
 
+@contextlib.contextmanager
+def atomic_path(path: os.PathLike | str) -> Iterator[Path]:
+    """A temporary file beside ``path`` for another program to write (a converter, a C library); it replaces
+    ``path`` only when the block ends without an error. Named like :func:`atomic_file`'s, so a crash leaves
+    nothing that :func:`clear_stale` does not remove."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    clear_stale(path)
+    fd, tmp = tempfile.mkstemp(prefix=_prefix(path), suffix=PARTIAL, dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        with open(tmp, "rb") as fh:  # read-only: flushing what the other program wrote to disk
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates the file readable by its owner only
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
 def write_text(path: os.PathLike | str, text: str) -> Path:
     with atomic_file(path) as fh:
         fh.write(text)

@@ -23,6 +23,7 @@ import time
 from datetime import date
 from pathlib import Path
 
+from helpers.atomic import atomic_path
 from helpers.errors import CourseError
 from helpers.paths import MERGED_DIR, OUTPUTS, ROOT, show, strip_paths
 
@@ -38,11 +39,12 @@ CONVERTER_PARTS = ("convert_hf_to_gguf.py", "conversion/", "gguf-py/")
 
 def pinned_version(package: str = "llama-cpp-python", requirements: Path = REQUIREMENTS) -> str:
     """The version ``requirements-gguf.txt`` pins for ``package``: the converter and the runtime come from it."""
-    for line in requirements.read_text().splitlines():
-        name, _, version = line.split("#")[0].strip().partition("==")
-        if name.strip().lower() == package:
-            return version.strip()
-    raise CourseError(f"{show(requirements)}: no `{package}==<version>` line")
+    from helpers.install import canonical, pins
+
+    version = pins(requirements).get(canonical(package))
+    if not version:
+        raise CourseError(f"{show(requirements)}: no `{package}==<version>` line")
+    return version
 
 
 def converter_source(version: str | None = None, cache: Path = SOURCE_CACHE) -> Path:
@@ -79,28 +81,19 @@ def converter_source(version: str | None = None, cache: Path = SOURCE_CACHE) -> 
     return folder
 
 
-def _partial(out: Path) -> Path:
-    return out.with_name(f".{out.name}.{os.getpid()}.partial")
-
-
 def convert(model_dir: Path, out: Path, outtype: str = "f16", source: Path | None = None) -> Path:
     """``model_dir`` (a transformers folder) as one GGUF file of ``outtype``, written under a temporary name first."""
     if outtype not in CONVERTER_TYPES:
         raise CourseError(f"--types: the converter writes {', '.join(CONVERTER_TYPES)}, not {outtype}")
     source = source or converter_source()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _partial(out)
     env = os.environ | {"PYTHONPATH": os.pathsep.join([str(source / "gguf-py"), os.environ.get("PYTHONPATH", "")]),
                         "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "NO_LOCAL_GGUF": ""}
-    try:
+    with atomic_path(out) as tmp:
         done = subprocess.run([sys.executable, str(source / "convert_hf_to_gguf.py"), str(model_dir),
                                "--outtype", outtype, "--outfile", str(tmp)], env=env, capture_output=True, text=True)
-        if done.returncode != 0 or not tmp.is_file():
+        if done.returncode != 0 or tmp.stat().st_size == 0:
             last = (done.stderr.strip().splitlines() or ["no output"])[-1]
             raise CourseError(f"convert_hf_to_gguf.py on {show(model_dir)} ({outtype}) failed: {strip_paths(last)[:300]}")
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     return out
 
 
@@ -113,13 +106,9 @@ def quantize(source_file: Path, out: Path, kind: str = "q4_k_m", threads: int | 
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = getattr(llama_cpp, QUANTIZER_TYPES[kind])
     params.nthread = threads or 0
-    tmp = _partial(out)
-    try:
+    with atomic_path(out) as tmp:
         if llama_cpp.llama_model_quantize(str(source_file).encode(), str(tmp).encode(), ctypes.byref(params)) != 0:
             raise CourseError(f"llama.cpp could not quantize {show(source_file)} to {kind}")
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     return out
 
 
@@ -177,7 +166,7 @@ def export(model_dir: Path = MERGED_DIR, types: tuple[str, ...] = ("f16", "q8_0"
     if not (Path(model_dir) / "config.json").is_file():
         raise CourseError(f"{show(model_dir)}: no merged model here; run chapter 7 (or `make course`) first")
     profile = get_profile()
-    rows = load_split("test", profile)[:limit] if limit else load_split("test", profile)
+    rows = load_split("test", profile)[:limit]  # limit None: every row
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     started = time.perf_counter()

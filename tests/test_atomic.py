@@ -261,3 +261,19 @@ def test_no_artifact_is_written_around_helpers_atomic():
     unexplained = [f for f in found if (f[0], f[2]) not in EXCEPTIONS]
     assert not unexplained, unexplained
     assert {(f[0], f[2]) for f in found} <= set(EXCEPTIONS)
+
+
+def test_a_file_another_program_writes_replaces_the_old_one_only_when_the_block_succeeds(tmp_path):
+    from helpers.atomic import atomic_path
+
+    target = tmp_path / "model.gguf"
+    target.write_bytes(b"old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(b"half")
+            raise RuntimeError("the converter died")
+    assert target.read_bytes() == b"old" and sorted(p.name for p in tmp_path.iterdir()) == ["model.gguf"]
+    with atomic_path(target) as tmp:
+        assert tmp.parent == tmp_path and tmp.name.endswith(".partial")
+        tmp.write_bytes(b"new")
+    assert target.read_bytes() == b"new" and sorted(p.name for p in tmp_path.iterdir()) == ["model.gguf"]
