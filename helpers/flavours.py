@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from helpers.atomic import write_json
-from helpers.cli import Parser, output_file, output_folder
+from helpers.cli import Parser, output_file
 from helpers.config import Profile, get_profile
 from helpers.errors import run_cli
 from helpers.memory import peak_rss_mib
@@ -150,27 +150,12 @@ def scored_on(trainer, tokenizer, rows: list[dict], batch_size: int):
     return evaluate_rows(trainer.model, tokenizer, rows, batch_size, progress=False)
 
 
-def base_mmlu(model, tokenizer, benchmark: str, cache: Path | None) -> dict:
-    """MMLU of the model before training, kept in ``cache``: every LoRA variant starts from the same base.
-
-    A LoRA adapter starts at zero, so before its first step the model is the base model (float32, or 4-bit for
-    QLoRA): scoring it once per kind of base instead of once per variant saves a pass of MMLU per variant.
-    """
-    from helpers.mmlu import score
-
-    if cache is not None and cache.is_file():
-        return json.loads(cache.read_text())
-    found = score(model, tokenizer, benchmark)
-    if cache is not None:
-        write_json(cache, found)
-    return found
-
-
-def run_variant(name: str, profile: Profile | None = None, cache_dir: Path | None = None) -> dict:
+def run_variant(name: str, profile: Profile | None = None) -> dict:
     """Train and measure one variant in this process; returns its row of the comparison table.
 
     General knowledge is MMLU (the profile's ``mmlu_per_epoch`` subset) before and after training, compared item by
-    item (McNemar); the base's score is cached in ``cache_dir`` (see :func:`base_mmlu`).
+    item (McNemar). Every LoRA variant starts from the same base (an adapter starts at zero), so the base is scored
+    once per kind of base (float32, or 4-bit for QLoRA): :func:`helpers.mmlu.score` keeps the figure.
     """
     from helpers.mmlu import compare as compare_mmlu
     from helpers.mmlu import score
@@ -201,11 +186,9 @@ def run_variant(name: str, profile: Profile | None = None, cache_dir: Path | Non
         peft_config = peft_config_for(setup, model)
     benchmark = budget.mmlu_per_epoch
     before = None
-    kind = f"{budget.model_id.split('/')[-1]}-{variant.quantize or budget.dtype}-{benchmark}"
-    cache = Path(cache_dir) / f"base-{kind}.json" if cache_dir and benchmark else None
     if benchmark and peft_config is None:  # full fine-tuning changes the base itself: score it first
         model.eval()
-        before = base_mmlu(model, tokenizer, benchmark, cache)
+        before = score(model, tokenizer, benchmark)
         model.train()
     watch = EpochEval(tokenizer, val_rows, budget.eval_batch_size, probe=False)
     with tempfile.TemporaryDirectory() as tmp:
@@ -224,7 +207,7 @@ def run_variant(name: str, profile: Profile | None = None, cache_dir: Path | Non
         # of eval mode until training is done: on CPU, bitsandbytes repacks 4-bit weights for inference the first
         # time they run without gradients, and training on the repacked weights crawls.
         with trainer.model.disable_adapter():
-            before = base_mmlu(trainer.model, tokenizer, benchmark, cache)
+            before = score(trainer.model, tokenizer, benchmark)
     if before is not None:
         after = score(trainer.model, tokenizer, benchmark)
         paired = compare_mmlu(before, after)
@@ -276,8 +259,7 @@ def compare(names: list[str], profile: Profile | None = None, out_dir: Path = OU
         env = {**os.environ, "COURSE_PROFILE": profile.name,
                "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
         out.unlink(missing_ok=True)
-        done = subprocess.run([sys.executable, "-m", "helpers.flavours", name, "--out", str(out),
-                               "--cache", str(out_dir)],
+        done = subprocess.run([sys.executable, "-m", "helpers.flavours", name, "--out", str(out)],
                               cwd=ROOT, env=env, capture_output=True, text=True)
         if done.returncode != 0:
             tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-15:])
@@ -302,12 +284,11 @@ def main(argv: list[str] | None = None) -> int:
                     description="Train and measure one variant of chapter 4b in this process.")
     parser.add_argument("variant", choices=list(VARIANTS))
     parser.add_argument("--out", type=output_file, required=True, help="where to write the result (JSON)")
-    parser.add_argument("--cache", type=output_folder, default=None, help="folder for the base model's MMLU scores")
     args = parser.parse_args(argv)
     from helpers.notebook import setup
 
     setup()  # quiet logs, fixed seeds, the profile from COURSE_PROFILE
-    result = run_variant(args.variant, cache_dir=args.cache)
+    result = run_variant(args.variant)
     write_json(args.out, result)
     return 0
 

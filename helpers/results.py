@@ -20,14 +20,23 @@ def load(path: Path = RESULTS_FILE) -> dict:
 
 
 def record(chapter: str, figures: dict, path: Path = RESULTS_FILE) -> dict:
-    """Merge ``figures`` under ``chapter`` and stamp when and where they were measured."""
-    results = load(path)
-    results[chapter] = figures
-    results["_meta"] = {
-        "updated": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "machine": f"{platform.machine()}, {platform.system()}",
-    }
-    write_json(path, results)  # atomic: a run killed here leaves the previous file whole
+    """Merge ``figures`` under ``chapter`` and stamp when and where they were measured.
+
+    ``make course`` runs two chapters at a time on a multi-core CPU: the read, merge and write happen under a lock
+    file beside the results, so one chapter's figures never overwrite another's.
+    """
+    from filelock import FileLock
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(f"{path}.lock"):
+        results = load(path)
+        results[chapter] = figures
+        results["_meta"] = {
+            "updated": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "machine": f"{platform.machine()}, {platform.system()}",
+        }
+        write_json(path, results)  # atomic: a run killed here leaves the previous file whole
     return results
 
 

@@ -169,6 +169,8 @@ SURFACE: list[Use] = [
     Use("peft", "peft.tuners.lora.LoraModel", "attribute", ("merge_and_unload", "unload"),
         "helpers/models.py load_trained, notebooks/03, tests"),
     Use("peft", "peft.tuners.lora.LoraLayer.adapter_layer_names", "entry", ("lora_A",), "helpers/lora.py lora_modules"),
+    Use("peft", "peft.tuners.tuners_utils.BaseTunerLayer", "attribute", ("disable_adapters",),
+        "helpers/mmlu.py model_fingerprint"),
     # --- bitsandbytes: the 4-bit layer's CPU inference layout
     Use("bitsandbytes", "bitsandbytes.nn.Linear4bit", "instance attribute", ("support_avx512bf16_for_cpu",),
         "helpers/training.py keep_4bit_layout_for_training"),

@@ -8,7 +8,7 @@ def test_the_course_converts_the_model_before_the_first_notebook(monkeypatch, ca
     monkeypatch.setattr(course, "base_model_dir", lambda model_id: events.append(("convert", model_id)))
     monkeypatch.setattr(course, "execute", lambda path, out: events.append(("run", path.name)) or 0.0)
     monkeypatch.setattr(course, "summary", lambda: "")
-    assert course.main(["--only", "01", "02"]) == 0
+    assert course.main(["--only", "01", "02", "--lanes", "1"]) == 0
     assert events == [("convert", get_profile().model_id), ("run", "01_curation.ipynb"),
                       ("run", "02_quantized_loading.ipynb")]
     assert "running 01_curation.ipynb" in capsys.readouterr().out
@@ -74,3 +74,76 @@ def test_a_test_run_that_changes_the_course_outputs_fails(tmp_path):
     done = pytest("test_writes.py")
     assert done.returncode == 1, done.stdout + done.stderr
     assert "error: the tests changed the course's outputs: outputs/results.json" in done.stderr
+
+
+class Finished:
+    """A child process that has already ended with ``code``."""
+
+    def __init__(self, code: int = 0):
+        self.code = code
+
+    def poll(self):
+        return self.code
+
+
+def test_lanes_start_each_chapter_after_what_it_reads_and_the_longest_chain_first(capsys):
+    paths = course.notebooks()
+    started, finished = [], []
+
+    def launch(path, out, threads):
+        started.append((path.name[:3].rstrip("_"), threads, frozenset(finished)))
+        finished.append(path)
+        return Finished()
+
+    assert course.run_lanes(paths, lambda p: p, lanes=2, cores=2, launch=launch, poll=0) is None
+    order = [name for name, _, _ in started]
+    assert sorted(order) == sorted(course.chapter(p) for p in paths)
+    done_before = {name: {course.chapter(p) for p in seen} for name, _, seen in started}
+    for name, needed in course.NEEDS.items():
+        assert set(needed) <= done_before[name], f"{name} started before {needed} were done"
+    assert order[0] == "01"  # the head of the longest chain (01 -> 04 -> 05 -> 07)
+    assert order.index("04") < order.index("04b")  # 04's chain of work is longer
+    assert [t for _, t, _ in started[:-1]] == [1] * (len(started) - 1) and started[-1][1] == 2  # last alone: all
+
+
+def test_a_failed_chapter_stops_the_course_and_nothing_after_it_starts(capsys):
+    paths = [p for p in course.notebooks() if course.chapter(p) in ("01", "04", "05")]
+    started = []
+
+    def launch(path, out, threads):
+        started.append(course.chapter(path))
+        return Finished(1 if course.chapter(path) == "04" else 0)
+
+    assert course.run_lanes(paths, lambda p: p, lanes=2, cores=2, launch=launch, poll=0) == paths[1].name
+    assert started == ["01", "04"]
+    assert "04_sft_training.ipynb failed (exit 1)" in capsys.readouterr().out
+
+
+def test_two_notebooks_run_side_by_side_in_child_processes_each_on_its_share_of_the_cores(tmp_path, monkeypatch):
+    import nbformat
+
+    from conftest import ROOT
+
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    marks = tmp_path / "marks"
+    marks.mkdir()
+
+    def notebook(name: str, code: str):
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nbformat.write(nb, tmp_path / name)
+        return tmp_path / name
+
+    # each notebook leaves a mark, then waits (up to 60 s) for the other's: they can only both end side by side
+    wait = ("import os, time, pathlib; m = pathlib.Path({marks!r}); (m / {me!r}).write_text(os.environ['OMP_NUM_THREADS'])\n"
+            "t = time.time()\nwhile not (m / {other!r}).exists() and time.time() - t < 60: time.sleep(0.2)\n"
+            "assert (m / {other!r}).exists()")
+    paths = [notebook("91_a.ipynb", wait.format(marks=str(marks), me="a", other="b")),
+             notebook("92_b.ipynb", wait.format(marks=str(marks), me="b", other="a"))]
+    monkeypatch.setitem(course.NEEDS, "91", ())
+    monkeypatch.setitem(course.NEEDS, "92", ())
+    outs = tmp_path / "out"
+    outs.mkdir()
+    assert course.run_lanes(paths, lambda p: outs / p.name, lanes=2, cores=2, poll=0.2) is None
+    assert (marks / "a").read_text() == (marks / "b").read_text() == "1"
+    assert all(nbformat.read(outs / p.name, as_version=4).cells[0].outputs == [] for p in paths)

@@ -136,7 +136,7 @@ def test_the_subset_is_written_in_the_harness_schema_under_the_outputs_folder():
 @pytest.fixture(scope="module")
 def ci_score(base):
     model, tokenizer = base
-    return mmlu.score(model, tokenizer, "mmlu_ci")
+    return mmlu.score(model, tokenizer, "mmlu_ci", cache=False)  # through lm-eval, whatever an earlier run kept
 
 
 def test_lm_eval_scores_the_ci_subset_item_by_item_on_the_embedded_model(ci_score):
@@ -157,7 +157,7 @@ def test_lm_eval_scores_the_ci_subset_item_by_item_on_the_embedded_model(ci_scor
 def test_a_second_run_gives_the_same_items_right_and_prints_nothing(base, ci_score, capfd):
     model, tokenizer = base
     capfd.readouterr()
-    again = mmlu.score(model, tokenizer, "mmlu_ci")
+    again = mmlu.score(model, tokenizer, "mmlu_ci", cache=False)
     assert again["item_correct"] == ci_score["item_correct"]
     assert capfd.readouterr() == ("", "")  # no progress bars, no warnings: a notebook cell stays clean
 
@@ -170,8 +170,46 @@ def test_a_peft_model_is_scored_and_a_fresh_adapter_changes_no_answer(ci_score):
 
     model, tokenizer = load_model()  # its own copy: the adapter is injected in place
     peft_model = get_peft_model(model, LoraConfig(r=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
-    result = mmlu.score(peft_model, tokenizer, "mmlu_ci")
+    result = mmlu.score(peft_model, tokenizer, "mmlu_ci", cache=False)
     assert result["item_correct"] == ci_score["item_correct"]
+
+
+def test_a_model_scored_again_is_read_from_the_cache_and_the_figures_are_the_same(base, ci_score, tmp_path,
+                                                                                    monkeypatch):
+    import helpers.benchmarks
+
+    model, tokenizer = base
+    monkeypatch.setattr(mmlu, "SCORES_DIR", tmp_path)
+    first = mmlu.score(model, tokenizer, "mmlu_ci")
+    assert first == {**ci_score, "seconds": first["seconds"]}
+    assert len(list(tmp_path.glob("mmlu_ci-*.json"))) == 1
+
+    def no_pass(*args, **kwargs):
+        raise AssertionError("lm-eval ran again")
+
+    monkeypatch.setattr(helpers.benchmarks, "evaluate_tasks", no_pass)
+    assert mmlu.score(model, tokenizer, "mmlu_ci") == first
+    with pytest.raises(AssertionError, match="lm-eval ran again"):  # scored another way: not the same measurement
+        mmlu.score(model, tokenizer, "mmlu_ci", batch_size=4)
+
+
+def test_the_fingerprint_is_the_bases_while_the_adapter_cannot_change_the_output(base):
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from helpers.models import load_model
+
+    plain = mmlu.model_fingerprint(base[0])
+    model, _ = load_model()
+    peft_model = get_peft_model(model, LoraConfig(r=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+    assert mmlu.model_fingerprint(peft_model) == plain  # B = 0: the base's outputs
+    with torch.no_grad():
+        next(w for n, w in peft_model.named_parameters() if "lora_B" in n).add_(0.01)
+    trained = mmlu.model_fingerprint(peft_model)
+    assert trained != plain
+    with peft_model.disable_adapter():
+        assert mmlu.model_fingerprint(peft_model) == plain
+    assert mmlu.model_fingerprint(peft_model) == trained
 
 
 def test_mcnemar_counts_the_discordant_items_and_tests_them_exactly():

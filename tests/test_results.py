@@ -22,3 +22,21 @@ def test_summary_lists_every_figure(tmp_path):
 
 def test_summary_without_results_says_how_to_get_them():
     assert "make course" in summary({})
+
+
+def test_chapters_recording_at_the_same_time_keep_each_others_figures(tmp_path):
+    # make course runs two chapters at once; without the lock, one read-merge-write would drop the other's key.
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    path = tmp_path / "results.json"
+    writer = ("import sys; from helpers.results import record\n"
+              "for i in range(40): record(f'{sys.argv[1]}-{i}', {'i': i}, sys.argv[2])")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    procs = [subprocess.Popen([sys.executable, "-c", writer, name, str(path)], env=env) for name in ("a", "b")]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    data = load(path)
+    assert {k for k in data if not k.startswith("_")} == {f"{n}-{i}" for n in "ab" for i in range(40)}
