@@ -324,6 +324,7 @@ def make_dpo_trainer(model, tokenizer, profile: Profile, pairs: list[dict], beta
                      seed: int = 0, **overrides):
     """A ``DPOTrainer`` that continues ``model`` (a trainable PeftModel) against a frozen copy of its adapter."""
     from peft import PeftModel
+    from transformers import PrinterCallback
     from trl import DPOTrainer
 
     from helpers.training import score_only_labelled_positions, seed_everything, trainable_in_float32
@@ -337,6 +338,9 @@ def make_dpo_trainer(model, tokenizer, profile: Profile, pairs: list[dict], beta
                          train_dataset=to_preference_dataset(pairs))
     if profile.dtype != "bfloat16":
         trainable_in_float32(trainer.model)
+    # With progress bars off, the Trainer prints every step's log as a dict; the chapter plots them from
+    # log_history instead, so the printer goes (the logs themselves are kept).
+    trainer.remove_callback(PrinterCallback)
     return trainer
 
 
@@ -398,12 +402,16 @@ class Run:
         return f"{flavour} beta={self.beta:g} lr={self.learning_rate:g}"
 
     def row(self) -> dict:
-        low, high = self.val.interval95()
-        return {"run": self.name, "val_exact_match": round(self.val.exact_match, 4),
-                "val_ci95": f"{low:.3f}-{high:.3f}", "format": round(self.val.format_compliance, 4),
-                "billable": round(self.val.billable_rate, 4),
-                "final_margin": round(self.log[-1].get("rewards/margins", float("nan")), 3) if self.log else None,
-                "train_min": round(self.train_seconds / 60, 2)}
+        margin = round(self.log[-1].get("rewards/margins", float("nan")), 3) if self.log else None
+        return table_row(self.name, self.val, final_margin=margin, train_min=round(self.train_seconds / 60, 2))
+
+
+def table_row(name: str, val, final_margin: float | None = None, train_min: float = 0.0) -> dict:
+    """One row of the chapter's tables: a model's validation scores (``val``: its Scores) and its training."""
+    low, high = val.interval95()
+    return {"run": name, "val_exact_match": round(val.exact_match, 4), "val_ci95": f"{low:.3f}-{high:.3f}",
+            "format": round(val.format_compliance, 4), "billable": round(val.billable_rate, 4),
+            "final_margin": final_margin, "train_min": train_min}
 
 
 def run_setting(profile: Profile, pairs: list[dict], val_rows: list[dict], beta: float, learning_rate: float,

@@ -124,7 +124,7 @@ def model_card(base_model: str, recipe: dict, test: dict, mmlu: dict | None = No
                         if k not in ("n", "interval95") and isinstance(v, float))
     if mmlu:
         forgetting = "\n".join(f"| {name} | {m['n']} | {_percent(m['base'])} | {_percent(m['fine_tuned'])} | "
-                                f"{m['p_value'] if m['p_value'] is not None else 'n/a'} |" for name, m in mmlu.items())
+                                f"{'n/a' if m['p_value'] is None else format(m['p_value'], '.2g')} |" for name, m in mmlu.items())
         forgetting = ("| subset | questions | base | fine-tuned | paired p |\n|---|---|---|---|---|\n" + forgetting)
     else:
         forgetting = "Not measured for this run (chapter 5 records it in `outputs/results.json`)."
