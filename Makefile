@@ -1,5 +1,5 @@
 # Two commands for a newcomer:
-#   make course   run the whole course on the embedded model (profile auto-detected)
+#   make course   run the whole course on the embedded model (profile auto-detected; on a CPU, two chapters at a time)
 #   make test     unit tests + every notebook and solution executed under nbval (ci profile), side by side
 # Both set up .venv first; a second run skips what is already installed.
 
