@@ -24,6 +24,8 @@ BATCH2_DATASET = DATA / "raw" / "icd10_complaints_batch2.jsonl"
 PROBE_DATASET = DATA / "benchmarks" / "general_probe.jsonl"
 
 SPLITS_DIR = OUTPUTS / "data"
+#: what helpers.train writes beside the splits it curates for a recipe; such a folder is the recipe's, used as it is
+RECIPE_CURATION = "curation.json"
 BASE_MODEL_DIR = OUTPUTS / "models" / "base"
 ADAPTER_DIR = OUTPUTS / "adapter"
 MERGED_DIR = OUTPUTS / "merged"

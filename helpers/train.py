@@ -38,7 +38,7 @@ from pathlib import Path
 from helpers.atomic import atomic_dir, write_json
 from helpers.cli import Parser, output_folder
 from helpers.errors import CourseError, run_cli
-from helpers.paths import show
+from helpers.paths import RECIPE_CURATION, show
 from helpers.recipe import Recipe, jsonable, load
 
 
@@ -70,7 +70,7 @@ class RunDir:
     evaluation = property(lambda self: self.root / "evaluation.json")
     merged = property(lambda self: self.root / "merged")
     merging = property(lambda self: self.root / "merged" / "merge.json")
-    curation = property(lambda self: self.root / "data" / "curation.json")
+    curation = property(lambda self: self.root / "data" / RECIPE_CURATION)
     summary = property(lambda self: self.root / "run.json")
 
 

@@ -41,7 +41,9 @@ def ensure_curated(splits_dir: Path = SPLITS_DIR) -> Path:
     Splits curated from the course's raw file without that batch, or under an
     older prompt format, dataset or set of rules (see
     :func:`helpers.curate.fingerprint`), are curated again. Splits a team
-    curated from its own files are used as they are.
+    curated from its own files, and those a recipe run curated with its own
+    settings (``helpers.train``, which leaves ``RECIPE_CURATION`` beside
+    them), are used as they are.
 
     Only a complete set counts: its ``report.json`` (written last, see
     :func:`helpers.curate.write_outputs`) and every file it vouches for, each
@@ -50,11 +52,13 @@ def ensure_curated(splits_dir: Path = SPLITS_DIR) -> Path:
     """
     from helpers.curate import curate
     from helpers.errors import CourseError
-    from helpers.paths import BATCH2_DATASET, RAW_DATASET
+    from helpers.paths import BATCH2_DATASET, RAW_DATASET, RECIPE_CURATION
 
     splits_dir = Path(splits_dir)
     settings = {}
     report = _read_report(splits_dir)
+    if report is not None and (splits_dir / RECIPE_CURATION).is_file() and not incomplete(splits_dir, report):
+        return splits_dir  # a recipe's own curation (helpers.train): its settings are the recipe's, not the course's
     if report is not None:
         ours = report.get("inputs") == [show(RAW_DATASET)] and \
             report.get("train_only_inputs", []) in ([], [show(BATCH2_DATASET)])

@@ -16,7 +16,7 @@ from helpers.curate import (
 from helpers.chat import prompt_completion
 from helpers.errors import CourseError
 from helpers.jsonl import read_jsonl
-from helpers.paths import BATCH2_DATASET, DATA, RAW_DATASET, show
+from helpers.paths import BATCH2_DATASET, DATA, RAW_DATASET, RECIPE_CURATION, show
 from helpers.training import ensure_curated
 from tests.conftest import run_module
 
@@ -210,6 +210,19 @@ def test_splits_curated_from_a_teams_own_files_are_used_as_they_are(course, tmp_
                                                     "fingerprint": "0" * 16}))
     ensure_curated(splits)
     assert (splits / "train.jsonl").stat().st_ino == inode
+
+
+def test_splits_a_recipe_curated_from_the_course_data_keep_the_recipes_settings(course, tmp_path, capsys):
+    # python -m helpers.train curates the course's raw file with the recipe's settings (every code, no second batch
+    # here): those are not stale course splits, and its training must not curate them again under the course's
+    splits = shutil.copytree(course[0], tmp_path / "data")
+    (splits / RECIPE_CURATION).write_text(json.dumps({"curated": True, "fingerprint": course[1]["fingerprint"]}))
+    inode = (splits / "train.jsonl").stat().st_ino  # a marker: curating again would put a new file in its place
+    assert ensure_curated(splits) == splits and (splits / "train.jsonl").stat().st_ino == inode
+    assert "curating again" not in capsys.readouterr().out
+    (splits / RECIPE_CURATION).unlink()  # the same folder without the recipe's record: the course's, and stale
+    ensure_curated(splits)
+    assert (splits / "train.jsonl").stat().st_ino != inode
 
 
 def test_held_out_codes_leave_training_entirely_and_every_other_row_where_it_was(course_with_batch2, tmp_path,
