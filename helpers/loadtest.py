@@ -291,6 +291,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--endpoint", default="/predict", choices=("/predict", "/v1/chat/completions"))
     args = p.parse_args(argv)
     check_loopback(args.url)
+    from helpers.notebook import quiet
+
+    quiet()  # before the training helpers load the libraries: no library notices beside the JSON report
     from helpers.training import load_split
 
     complaints = [row["instruction"] for row in load_split("test")]

@@ -132,6 +132,18 @@ def test_two_processes_under_accelerate_train_like_one_and_write_one_set_of_arti
     assert done.stdout.count("test exact match") == 1
 
 
+def test_accelerates_cpu_flag_runs_the_recipe_in_one_process(tmp_path):
+    # The command a team types first on a laptop. accelerate's --cpu launcher starts several processes only through
+    # mpirun, so this trains in one (recipes/README.md says so); the day a release starts two, this test tells.
+    out = tmp_path / "run"
+    accelerate = Path(sys.executable).parent / "accelerate"
+    run([str(accelerate), "launch", "--cpu", "--num_processes", "2", "--mixed_precision", "no", "--dynamo_backend",
+         "no", "-m", "helpers.train", "--config", str(TINY), "--output-dir", str(out)])
+    summary = json.loads((out / "run.json").read_text())
+    assert summary["training"]["processes"] == 1 and summary["training"]["steps"] == 12
+    assert (out / "merged" / "model.safetensors").is_file()
+
+
 def test_a_teams_own_jsonl_is_curated_into_the_run_folder_and_trained_on(tmp_path):
     """recipes/own_data_example.yaml: raw rows -> chapter 1's rules -> splits in <run>/data -> a run (here 1 epoch on the
     top 2 blocks, without MMLU: the path, not the score)."""
