@@ -22,6 +22,8 @@ def quiet() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     # bitsandbytes looks for optional Hub-hosted CPU kernels and logs when they are absent.
     logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+    # transformers 5.25 brings `kernels`, which says offline that it skips the Hub's publisher check for those kernels.
+    logging.getLogger("kernels").setLevel(logging.ERROR)
     import datasets
     import transformers
 
