@@ -57,12 +57,12 @@ def ensure_curated(splits_dir: Path = SPLITS_DIR) -> Path:
     splits_dir = Path(splits_dir)
     settings = {}
     report = _read_report(splits_dir)
-    if report is not None and (splits_dir / RECIPE_CURATION).is_file() and not incomplete(splits_dir, report):
-        return splits_dir  # a recipe's own curation (helpers.train): its settings are the recipe's, not the course's
     if report is not None:
+        missing = incomplete(splits_dir, report)
+        if (splits_dir / RECIPE_CURATION).is_file() and not missing:
+            return splits_dir  # a recipe's own curation (helpers.train): its settings are the recipe's, not the course's
         ours = report.get("inputs") == [show(RAW_DATASET)] and \
             report.get("train_only_inputs", []) in ([], [show(BATCH2_DATASET)])
-        missing = incomplete(splits_dir, report)
         if not ours and missing:
             raise CourseError(f"{show(splits_dir)}: the curated set is incomplete ({missing}); "
                               "run python -m helpers.curate again")
