@@ -386,6 +386,15 @@ def _ex_06_2(answer):
     ])
 
 
+def _ex_06_3(answer):
+    from helpers.history import changed_since
+
+    truth = changed_since("2021-06-30").get("R05.9", "R05.9")
+    return judge_code(answer, {truth}, mistakes=lambda code: (
+        "that is today's code; was cough already split on that day?" if code == "R05.9" else
+        "that code is not about a cough" if not code.startswith("R05") else None))
+
+
 def _ex_07_1(answer):
     profile = ci_profile()
     return judge_number(answer, profile.lora_alpha / profile.lora_r, rel=1e-9, mistakes=[
@@ -481,6 +490,8 @@ EXERCISES: dict[str, Exercise] = {e.id: e for e in (
              "over the codes of its training rows)?", "`helpers.rag.billable_codes`", _ex_06_1),
     Exercise("06.2", "extend", "With reciprocal rank fusion (k = 60), what score does a code ranked 1st by dense and "
              "4th by sparse retrieval get?", "`helpers.rag.rrf`, `helpers.rag.Hit`", _ex_06_2),
+    Exercise("06.3", "apply", "A dataset written at the end of June 2021 labels a lingering cough, which today's "
+             "table codes R05.9. Which code does that dataset use?", "`helpers.history.changed_since`", _ex_06_3),
     Exercise("07.1", "apply", "Merging adds scale x B A to every adapted weight. What is the scale for the `ci` "
              "profile's adapter?", "the profile's `lora_r` and `lora_alpha`", _ex_07_1),
     Exercise("07.2", "extend", "How many bytes do the merged model's weights take in bfloat16?",

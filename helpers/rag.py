@@ -170,10 +170,18 @@ def document_text(code: str) -> str:
     return f"{text}; {'; '.join(terms)}" if terms else text
 
 
-def catalogue(codes: Sequence[str]) -> list[Document]:
-    """One document per code; an unknown or non-billable code is a one-line CourseError."""
+def catalogue(codes: Sequence[str], on: str | None = None) -> list[Document]:
+    """One document per code; an unknown or non-billable code is a one-line CourseError.
+
+    ``on`` (YYYY-MM-DD): the catalogue as the table stood that day, every family split since then one code again
+    (R51.0 and R51.9 are R51, "Headache", before 2020-10-01; :func:`helpers.history.table_on`).
+    """
     check_codes(codes)
-    return [Document(code, document_text(code), "catalogue") for code in codes]
+    if on is None:
+        return [Document(code, document_text(code), "catalogue") for code in codes]
+    from helpers.history import table_on
+
+    return [Document(code, document_text(code), "catalogue") for code in table_on(list(codes), on)]
 
 
 def examples(rows: Sequence[dict]) -> list[Document]:
@@ -558,6 +566,15 @@ def raft_rows(rows: Sequence[dict], index: Index, k: int = 5, keep_gold: float =
     return out
 
 
+def old_code_rate(scores, day: str) -> float:
+    """The share of answers naming the code a row had on ``day`` instead of today's (R51 where R51.9 is meant)."""
+    from helpers.history import changed_since
+
+    back = changed_since(day)
+    hits = sum(p["predicted"] is not None and p["predicted"] == back.get(p["reference"]) for p in scores.predictions)
+    return hits / len(scores.predictions) if scores.predictions else 0.0
+
+
 def top1_answers(hits: Sequence[Sequence[Hit]]) -> list[str]:
     """Retrieval alone as an answer: the first code, in the format the fine-tuned model writes."""
     return [f"DIAGNOSIS_CODE: {hs[0].code}" if hs else "" for hs in hits]
@@ -611,10 +628,19 @@ def measure(index: Index, rows: Sequence[dict], methods: Sequence[str] = METHODS
     return report
 
 
-def course_documents(scope: str, train_rows: Sequence[dict], with_examples: bool = True) -> list[Document]:
-    """The catalogue of ``scope`` for the codes of ``train_rows``, plus those rows as examples."""
+def course_documents(scope: str, train_rows: Sequence[dict], with_examples: bool = True,
+                     on: str | None = None) -> list[Document]:
+    """The catalogue of ``scope`` for the codes of ``train_rows``, plus those rows as examples.
+
+    ``on`` (YYYY-MM-DD): the knowledge base a team had that day, its catalogue and its examples' labels from the
+    table of that day (:func:`helpers.history.as_written_on`); the rows are given with today's codes.
+    """
     dataset_codes = sorted({r["code"] for r in train_rows})
-    documents = catalogue(billable_codes(scope, dataset_codes))
+    documents = catalogue(billable_codes(scope, dataset_codes), on)
+    if on is not None:
+        from helpers.history import as_written_on
+
+        train_rows = as_written_on(list(train_rows), on)
     return documents + (examples(train_rows) if with_examples else [])
 
 

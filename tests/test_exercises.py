@@ -67,6 +67,7 @@ def right_answers() -> dict:
         "05.2": min(1.0, 2 * sum(math.comb(17, k) for k in range(5)) / 2 ** 17),
         "06.1": None,  # below: from the ICD-10-CM table directly
         "06.2": 1 / 61 + 1 / 64,
+        "06.3": "R05",  # cough was split into R05.1-R05.9 on 2021-10-01, after that day
         "07.1": 2.0,
         "07.2": 2 * total,
         "08.1": "J06.0",  # the other child of J06 in the ICD-10-CM table
@@ -136,6 +137,8 @@ WRONG = [
     ("06.1", lambda r: 8, "the dataset's codes"),
     ("06.2", lambda r: 1 / 60 + 1 / 63, "count from 1"),
     ("06.2", lambda r: 1 / 61, "add its term from each"),
+    ("06.3", lambda r: "R05.9", "today's code"),
+    ("06.3", lambda r: "R51", "not about a cough"),
     ("07.1", lambda r: 0.5, "alpha divided by r"),
     ("07.2", lambda r: 2 * r, "float32"),
     ("07.2", lambda r: r + 2 * CI_ADAPTER, "adds no parameters"),
