@@ -490,8 +490,9 @@ EXERCISES: dict[str, Exercise] = {e.id: e for e in (
              "over the codes of its training rows)?", "`helpers.rag.billable_codes`", _ex_06_1),
     Exercise("06.2", "extend", "With reciprocal rank fusion (k = 60), what score does a code ranked 1st by dense and "
              "4th by sparse retrieval get?", "`helpers.rag.rrf`, `helpers.rag.Hit`", _ex_06_2),
-    Exercise("06.3", "apply", "A dataset written at the end of June 2021 labels a lingering cough, which today's "
-             "table codes R05.9. Which code does that dataset use?", "`helpers.history.changed_since`", _ex_06_3),
+    Exercise("06.3", "apply", "A dataset written at the end of June 2021 labels a cough that the course's data "
+             "codes R05.9 today (Cough, unspecified). Which code does that dataset use?",
+             "`helpers.history.changed_since`", _ex_06_3),
     Exercise("07.1", "apply", "Merging adds scale x B A to every adapted weight. What is the scale for the `ci` "
              "profile's adapter?", "the profile's `lora_r` and `lora_alpha`", _ex_07_1),
     Exercise("07.2", "extend", "How many bytes do the merged model's weights take in bfloat16?",
