@@ -177,11 +177,11 @@ def catalogue(codes: Sequence[str], on: str | None = None) -> list[Document]:
     (R51.0 and R51.9 are R51, "Headache", before 2020-10-01; :func:`helpers.history.table_on`).
     """
     check_codes(codes)
-    if on is None:
-        return [Document(code, document_text(code), "catalogue") for code in codes]
-    from helpers.history import table_on
+    if on is not None:
+        from helpers.history import table_on
 
-    return [Document(code, document_text(code), "catalogue") for code in table_on(list(codes), on)]
+        codes = table_on(list(codes), on)
+    return [Document(code, document_text(code), "catalogue") for code in codes]
 
 
 def examples(rows: Sequence[dict]) -> list[Document]:
