@@ -65,17 +65,21 @@ def quiet_harness():
 
 
 def evaluate_tasks(model, tokenizer, tasks: list, limit: int | None = None, batch_size: int = 16,
-                   log_samples: bool = False, chat: bool = False) -> dict:
+                   log_samples: bool = False, chat: bool = False, bf16: bool = False) -> dict:
     """lm-eval's ``simple_evaluate`` on an in-memory model (plain or PEFT), quietly; its whole output.
 
     ``log_samples=True`` adds each item's result under ``"samples"`` (what per-item comparisons need);
-    ``chat=True`` wraps each question in the tokenizer's chat template (lm-eval's ``apply_chat_template``).
+    ``chat=True`` wraps each question in the tokenizer's chat template (lm-eval's ``apply_chat_template``);
+    ``bf16=True`` computes the forward pass under bfloat16 autocast. It must be the harness's own setting
+    (``mixed_precision_dtype``): the harness wraps every forward pass in an autocast region of its own, which
+    switches off any autocast the caller opened around it.
     """
     import lm_eval
     from lm_eval.models.huggingface import HFLM
 
     with quiet_harness():
-        lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, device=str(model.device))
+        lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, device=str(model.device),
+                  mixed_precision_dtype="bfloat16" if bf16 else None)
         return lm_eval.simple_evaluate(model=lm, tasks=tasks, limit=limit, log_samples=log_samples,
                                        apply_chat_template=chat,
                                        task_manager=task_manager(), bootstrap_iters=0, random_seed=0,

@@ -123,7 +123,8 @@ PROFILES: dict[str, Profile] = {
         lora_r=32, lora_alpha=64, lora_targets="all-linear", lora_top_layers=None, lora_dropout=0.0, patience=2,
         compare_codes=6, compare_epochs=2, compare_probe_items=80,
         eval_batch_size=32, test_limit=None, probe_limit=80,
-        mmlu_per_epoch="mmlu_sample", mmlu_benchmarks=("mmlu_sample",), rag_scope="dataset-categories",
+        # chapter 5 adds the 945 medical questions, where forgetting would show first: under 2 min a model on a core
+        mmlu_per_epoch="mmlu_sample", mmlu_benchmarks=("mmlu_sample", "mmlu_medical"), rag_scope="dataset-categories",
         # RAFT's prompts carry 5 candidates, so a step costs several of chapter 4's: 16 steps, 128 rows
         raft_steps=16,
         dpo_mine_rows=128, dpo_pairs=48, dpo_steps=6, dpo_batch_size=8,

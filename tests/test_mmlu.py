@@ -2,6 +2,7 @@ import json
 from collections import Counter
 
 import pytest
+import torch
 
 from helpers import mmlu
 from helpers.errors import CourseError
@@ -160,6 +161,21 @@ def test_a_second_run_gives_the_same_items_right_and_prints_nothing(base, ci_sco
     again = mmlu.score(model, tokenizer, "mmlu_ci", cache=False)
     assert again["item_correct"] == ci_score["item_correct"]
     assert capfd.readouterr() == ("", "")  # no progress bars, no warnings: a notebook cell stays clean
+
+
+def test_bf16_scoring_really_multiplies_in_bfloat16(base):
+    # lm-eval wraps each forward pass in an autocast region of its own, which switches off one opened around it:
+    # the setting must reach the harness, or a "bf16" pass silently runs in float32 at half the speed.
+    model, tokenizer = base
+    seen = []
+    hook = model.model.layers[0].mlp.down_proj.register_forward_hook(lambda m, i, out: seen.append(out.dtype))
+    try:
+        for bf16 in (True, False):
+            mmlu.score(model, tokenizer, "mmlu_ci", bf16=bf16, cache=False)
+            assert set(seen) == {torch.bfloat16 if bf16 else torch.float32}, bf16
+            seen.clear()
+    finally:
+        hook.remove()
 
 
 def test_a_peft_model_is_scored_and_a_fresh_adapter_changes_no_answer(ci_score):
