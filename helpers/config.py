@@ -72,7 +72,7 @@ class Profile:
     dpo_batch_size: int  # preference pairs per step
     dpo_betas: tuple[float, ...]  # the grid of DPO's beta (how far from the reference the policy may move) ...
     dpo_learning_rates: tuple[float, ...]  # ... times the grid of learning rates, chosen on validation exact match
-    # chapter 4b scores MMLU before and after every variant (about a minute a variant on 2 cores); ci skips it
+    # chapter 4b scores MMLU before and after every variant (about half a minute a variant on a core); ci skips it
     compare_mmlu: bool = True
 
     def describe(self) -> dict:

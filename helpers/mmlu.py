@@ -37,7 +37,8 @@ The comparison. :func:`score` returns the per-item correctness in a fixed item o
 item by item with McNemar's exact test (:func:`mcnemar`): only the items one model gets right and the other wrong
 carry information about a change, and on 945 items a two-point move may well be noise.
 
-The cache. A pass over a subset takes a minute or more on a laptop CPU, and the same model is scored in several
+The cache. A pass takes from half a minute (the sample) to two (the medical subjects) on one laptop core, and
+the same model is scored in several
 chapters (the base in chapters 4, 4b and 5; chapter 4's adapter in chapters 4, 5 and 8). :func:`score` keeps each
 result under ``outputs/mmlu/scores/``, keyed by a hash of what the model computes (:func:`model_fingerprint`: its
 weights), of how it is scored and of the library versions, so a later chapter reads the figure an earlier one
@@ -95,7 +96,7 @@ MEDICAL_SUBJECTS = ("anatomy", "clinical_knowledge", "college_medicine", "medica
 SUBSETS = {
     # the five subjects closest to the course's domain: a medical fine-tune that forgets medicine is worse off
     "mmlu_medical": {"subjects": MEDICAL_SUBJECTS, "pick": "all"},
-    # sized for one pass of the embedded model on 2 cores in about 40 s: 120 items, 15,580 prompt tokens
+    # sized for one pass of the embedded model in about 25 s on a core with bf16 instructions: 120 items
     "mmlu_sample": {"subjects": SUBJECTS, "pick": "sample", "size": 120},
     "mmlu_full": {"subjects": SUBJECTS, "pick": "all"},
     # a few seconds, for CI: short prompts make short batches; it proves the path, it estimates nothing
