@@ -39,9 +39,9 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "05": ("04",), "06": ("04",), "08": ("04",),  # chapter 4's adapter (and, for 6, its figures)
     "07": ("04", "05"),  # the adapter, and chapter 5's MMLU change for the model card
 }
-#: Minutes each chapter took in the ``cpu`` profile on 2 cores (docs/experiments.md): the scheduler starts the
-#: chapter with the longest chain of work after it first.
-MINUTES = {"01": 0.6, "02": 0.4, "03": 0.3, "04": 13.5, "04b": 18.5, "05": 8.3, "06": 9.1, "07": 7.8, "08": 9.9}
+#: Minutes each chapter took in the ``cpu`` profile on one core of a 2-core machine (docs/experiments.md): the
+#: scheduler starts the chapter with the longest chain of work after it first.
+MINUTES = {"01": 0.4, "02": 0.3, "03": 0.2, "04": 8.4, "04b": 13.6, "05": 8.5, "06": 9.2, "07": 6.0, "08": 6.1}
 #: Two chapters at once peak near 10 GiB in the ``cpu`` profile (chapter 4b's full fine-tune, chapter 7's servers).
 LANE_MEMORY_BYTES = 12 * 2**30
 
