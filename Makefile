@@ -61,7 +61,8 @@ bench: $(STAMP)
 badges: $(STAMP)  ## point every badge, first cell and binder/ at a fork: make badges REPO=owner/name
 	PYTHONPATH=$(CURDIR) $(PY) -m helpers.publish $(REPO)
 
-# All 14,042 MMLU questions on chapter 4's adapter and on its base model (22-46 min per model on 2 cores; a GPU in minutes).
+# All 14,042 MMLU questions on chapter 4's adapter and on its base model (22-46 min per model on 2 cores; a GPU in
+# minutes).
 eval-full: $(STAMP)
 	$(OFFLINE) PYTHONPATH=$(CURDIR) $(PY) -m helpers.mmlu --benchmark mmlu_full
 

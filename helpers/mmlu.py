@@ -38,11 +38,11 @@ item by item with McNemar's exact test (:func:`mcnemar`): only the items one mod
 carry information about a change, and on 945 items a two-point move may well be noise.
 
 The cache. A pass takes from half a minute (the sample) to two (the medical subjects) on one laptop core, and
-the same model is scored in several
-chapters (the base in chapters 4, 4b and 5; chapter 4's adapter in chapters 4, 5 and 8). :func:`score` keeps each
-result under ``outputs/mmlu/scores/``, keyed by a hash of what the model computes (:func:`model_fingerprint`: its
-weights), of how it is scored and of the library versions, so a later chapter reads the figure an earlier one
-measured, and any change to the weights, the items or the libraries measures afresh.
+the same model is scored in several chapters (the base in chapters 4, 4b and 5; chapter 4's adapter in chapters
+4, 5 and 8). :func:`score` keeps each result under ``outputs/mmlu/scores/``, keyed by a hash of what the model
+computes (:func:`model_fingerprint`: its weights), of how it is scored and of the library versions, so a later
+chapter reads the figure an earlier one measured, and any change to the weights, the items or the libraries
+measures afresh.
 """
 from __future__ import annotations
 
