@@ -1,4 +1,5 @@
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -12,6 +13,19 @@ os.environ.setdefault("COURSE_OUTPUTS", str(ROOT / "outputs" / "test"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _module_files_removed_once_passed(request, tmp_path_factory):
+    """A test module whose tests all passed leaves nothing in the temporary folder: its fixtures save adapters and
+    merged models, gigabytes over the whole suite, more than a CI machine's free disk may hold. A module with a
+    failure keeps its files to look at. (Session fixtures keep theirs outside it, in outputs/.)"""
+    root = tmp_path_factory.getbasetemp()
+    before, failed = set(root.iterdir()), request.session.testsfailed
+    yield
+    if request.session.testsfailed == failed:
+        for entry in set(root.iterdir()) - before:
+            shutil.rmtree(entry, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
